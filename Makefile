@@ -1,0 +1,32 @@
+# hybrid-rag: `make demo` runs the product on the embedded defaults, `make test` passes the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt tools/portable-pgvector.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[local,openai,embedded,eval]' --group dev
+	bash tools/portable-pgvector.sh $(BIN)/python
+	touch $@
+
+demo: install
+	$(BIN)/hybrid-rag ingest samples --collection demo
+	$(BIN)/hybrid-rag search "what should I buy someone who wants to start stargazing" --collection demo -k 3
+	$(BIN)/hybrid-rag search "109P Swift-Tuttle" --collection demo -k 3
+	$(BIN)/hybrid-rag search "brewing tips" --collection demo -k 3 --filter '{"year": {"$$gte": 2023}}'
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

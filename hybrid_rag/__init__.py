@@ -1,0 +1,3 @@
+"""The `hybrid-rag` command line: assembles the subcommands each package owns."""
+
+__all__: list[str] = []

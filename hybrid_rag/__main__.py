@@ -1,0 +1,3 @@
+from hybrid_rag.cli import main
+
+main()

@@ -1,0 +1,219 @@
+"""Collections: the registry row and the tables behind each collection.
+
+A collection `docs` owns, in schema `hybrid_rag`:
+- `docs`             the chunks (PGVectorStore-readable: id, content, embedding, metadata)
+- `docs__documents`  one row per source document: its hash, for idempotent re-ingest
+- `docs__postings`   (term, chunk) → tf and chunk length, derived from `tsv`: the BM25 leg
+- `docs__terms`      term → document frequency, kept current by every write
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import class_row
+
+from retriever.errors import CollectionNotFound, EmbeddingMismatch, InputError, InvalidName
+
+__all__ = [
+    "Collection",
+    "check_embeddings",
+    "create_collection",
+    "drop_collection",
+    "ensure_indexes",
+    "get_collection",
+    "list_collections",
+    "validate_name",
+]
+
+SCHEMA = "hybrid_rag"
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def validate_name(name: str) -> str:
+    """Accept only plain lowercase identifiers, so names are safe everywhere they appear."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or "__" in name:
+        raise InvalidName(
+            f"invalid collection name {name!r}: use 1-40 lowercase letters, digits and single "
+            "underscores, starting with a letter"
+        )
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """A registry row, with the identifiers of the collection's tables."""
+
+    name: str
+    embedding_model: str
+    dimensions: int
+    text_config: str
+    chunk_count: int
+    total_length: int
+    created_at: datetime
+
+    def table(self, suffix: str = "") -> sql.Identifier:
+        """`hybrid_rag.<name>` or one of its side tables (`documents`, `postings`, `terms`)."""
+        return sql.Identifier(SCHEMA, f"{self.name}__{suffix}" if suffix else self.name)
+
+    def index(self, suffix: str) -> sql.Identifier:
+        """Name of one of the collection's indexes (unqualified, as CREATE INDEX wants)."""
+        return sql.Identifier(f"{self.name}_{suffix}")
+
+
+_SELECT = sql.SQL(
+    """
+    SELECT name, embedding_model, dimensions, text_config::text AS text_config,
+           chunk_count, total_length, created_at
+    FROM hybrid_rag.collections
+    """
+)
+
+
+def get_collection(conn: psycopg.Connection, name: str) -> Collection:
+    """The named collection, or CollectionNotFound."""
+    validate_name(name)
+    with conn.cursor(row_factory=class_row(Collection)) as cur:
+        cur.execute(_SELECT + sql.SQL("WHERE name = %(name)s"), {"name": name})
+        found = cur.fetchone()
+    if found is None:
+        raise CollectionNotFound(f"no collection named {name!r}")
+    return found
+
+
+def list_collections(conn: psycopg.Connection) -> list[Collection]:
+    """All collections, by name."""
+    with conn.cursor(row_factory=class_row(Collection)) as cur:
+        cur.execute(_SELECT + sql.SQL("ORDER BY name"))
+        return cur.fetchall()
+
+
+def check_embeddings(collection: Collection, model: str, dimensions: int | None = None) -> None:
+    """Refuse to mix embedding models: vectors from two models are not comparable."""
+    if collection.embedding_model != model or (dimensions is not None and dimensions != collection.dimensions):
+        raise EmbeddingMismatch(
+            f"collection {collection.name!r} was built with embeddings {collection.embedding_model!r} "
+            f"({collection.dimensions} dims), but the configured embeddings are {model!r}"
+            f"{f' ({dimensions} dims)' if dimensions else ''}: set EMBEDDINGS to match or use another collection"
+        )
+
+
+_CREATE_TABLES = """
+CREATE TABLE {chunks} (
+    id            text PRIMARY KEY,
+    key           bigint GENERATED ALWAYS AS IDENTITY UNIQUE,  -- compact handle for postings
+    document_id   text NOT NULL,
+    chunk_index   integer NOT NULL,
+    content       text NOT NULL,
+    metadata      jsonb NOT NULL DEFAULT '{{}}',
+    content_hash  text NOT NULL,
+    embedding     vector({dimensions}) NOT NULL,
+    tsv           tsvector GENERATED ALWAYS AS (to_tsvector({config}, content)) STORED
+);
+CREATE INDEX {document_index} ON {chunks} (document_id);
+CREATE INDEX {metadata_index} ON {chunks} USING gin (metadata jsonb_path_ops);
+CREATE TABLE {documents} (
+    document_id  text PRIMARY KEY,
+    hash         text NOT NULL,
+    chunk_count  integer NOT NULL,
+    updated_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE {postings} (
+    term       text NOT NULL,
+    chunk_key  bigint NOT NULL,
+    tf         integer NOT NULL,
+    length     integer NOT NULL,
+    PRIMARY KEY (term, chunk_key) INCLUDE (tf, length)
+);
+CREATE TABLE {terms} (
+    term  text PRIMARY KEY,
+    df    integer NOT NULL
+);
+"""
+
+
+def create_collection(
+    conn: psycopg.Connection, name: str, *, embedding_model: str, dimensions: int, text_config: str = "english"
+) -> Collection:
+    """Get the collection, creating it (registry row and tables) if it does not exist."""
+    validate_name(name)
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext('hybrid_rag.collection:' || %s))", (name,))
+        try:
+            existing = get_collection(conn, name)
+        except CollectionNotFound:
+            existing = None
+        if existing is not None:
+            check_embeddings(existing, embedding_model, dimensions)
+            return existing
+        cur.execute("SELECT count(*) FROM pg_ts_config WHERE cfgname = %s", (text_config,))
+        if cur.fetchone()[0] != 1:  # type: ignore[index]
+            raise InputError(f"unknown text search configuration {text_config!r}")
+        cur.execute(
+            "INSERT INTO hybrid_rag.collections (name, embedding_model, dimensions, text_config) "
+            "VALUES (%s, %s, %s, %s::regconfig)",
+            (name, embedding_model, dimensions, text_config),
+        )
+        created = get_collection(conn, name)
+        cur.execute(
+            sql.SQL(_CREATE_TABLES).format(
+                chunks=created.table(),
+                documents=created.table("documents"),
+                postings=created.table("postings"),
+                terms=created.table("terms"),
+                dimensions=sql.Literal(int(dimensions)),
+                config=sql.Literal(text_config),
+                document_index=created.index("document_id"),
+                metadata_index=created.index("metadata_gin"),
+            )
+        )
+    return created
+
+
+def drop_collection(conn: psycopg.Connection, name: str) -> None:
+    """Delete the collection and all its tables."""
+    collection = get_collection(conn, name)
+    with conn.transaction(), conn.cursor() as cur:
+        for suffix in ("", "documents", "postings", "terms"):
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(collection.table(suffix)))
+        cur.execute("DELETE FROM hybrid_rag.collections WHERE name = %s", (name,))
+
+
+def ensure_indexes(conn: psycopg.Connection, collection: Collection, *, hnsw_m: int = 16, ef_construction: int = 64) -> bool:
+    """Build the HNSW and tsv GIN indexes if missing (after a bulk load: faster than incremental).
+
+    Returns True when an index was built, so callers know to ANALYZE.
+    """
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = %s AND indexname = ANY(%s)",
+            (SCHEMA, [f"{collection.name}_embedding_hnsw", f"{collection.name}_tsv_gin"]),
+        )
+        if cur.fetchone()[0] == 2:  # type: ignore[index]
+            return False
+        # HNSW builds in memory when the graph fits: ~ rows × dims × 4 B × 2, within [64 MB, 2 GB].
+        graph_mb = max(64, min(2048, collection.chunk_count * collection.dimensions * 8 // 1_000_000 + 64))
+        with conn.transaction():
+            cur.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}").format(sql.Literal(f"{graph_mb}MB")))
+            cur.execute("SET LOCAL max_parallel_maintenance_workers = 2")
+            cur.execute(
+                sql.SQL(
+                    "CREATE INDEX IF NOT EXISTS {index} ON {chunks} USING hnsw (embedding vector_cosine_ops) "
+                    "WITH (m = {m}, ef_construction = {ef})"
+                ).format(
+                    index=collection.index("embedding_hnsw"),
+                    chunks=collection.table(),
+                    m=sql.Literal(hnsw_m),
+                    ef=sql.Literal(ef_construction),
+                )
+            )
+            cur.execute(
+                sql.SQL("CREATE INDEX IF NOT EXISTS {index} ON {chunks} USING gin (tsv)").format(
+                    index=collection.index("tsv_gin"), chunks=collection.table()
+                )
+            )
+    return True

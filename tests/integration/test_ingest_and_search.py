@@ -1,0 +1,93 @@
+"""Ingest is idempotent and atomic; search is one statement whose fusion matches `rrf_fuse`."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingest import ChunkingConfig, SourceDocument
+from retriever.collections import get_collection
+from retriever.database import open_primary
+from retriever.errors import EmbeddingMismatch
+from retriever.fusion import rrf_fuse
+from retriever.query import SearchParams
+from retriever.service import ingest_source_documents, search
+
+TOPICS = ["coffee", "cycling", "astronomy", "gardening"]
+
+
+def corpus(n: int = 40, *, version: str = "v1") -> list[SourceDocument]:
+    return [
+        SourceDocument(
+            document_id=f"doc-{i}",
+            text=f"{TOPICS[i % 4]} note {i} {version}: " + " ".join(f"word{(i * 7 + j) % 50}" for j in range(30)),
+            title=f"Note {i}",
+            source="test",
+            metadata={"topic": TOPICS[i % 4], "n": i, "rare": i == 7},
+        )
+        for i in range(n)
+    ]
+
+
+def test_reingesting_unchanged_documents_writes_nothing(settings, collection_name, fake_model):
+    first = ingest_source_documents(settings, collection_name, corpus(), ChunkingConfig(), model=fake_model)
+    again = ingest_source_documents(settings, collection_name, corpus(), ChunkingConfig(), model=fake_model)
+    assert first.new_chunks == 40 and first.new_documents == 40
+    assert again.new_chunks == 0 and again.unchanged_documents == 40
+    assert again.summary().startswith("0 new, 40 unchanged")
+
+
+def test_changed_document_replaces_its_chunks(settings, collection_name, fake_model):
+    ingest_source_documents(settings, collection_name, corpus(), ChunkingConfig(), model=fake_model)
+    changed = corpus(version="v2")[:3]
+    report = ingest_source_documents(settings, collection_name, changed, ChunkingConfig(), model=fake_model)
+    assert report.replaced_documents == 3
+    with open_primary(settings) as conn:
+        collection = get_collection(conn, collection_name)
+        rows = conn.execute(
+            f'SELECT content FROM hybrid_rag."{collection_name}" WHERE document_id = %s', ("doc-1",)
+        ).fetchall()
+        assert collection.chunk_count == 40
+        postings = conn.execute(f'SELECT count(DISTINCT chunk_key) FROM hybrid_rag."{collection_name}__postings"').fetchone()
+    assert [r[0] for r in rows] == [corpus(version="v2")[1].title + "\n" + corpus(version="v2")[1].text]
+    assert postings[0] == 40
+
+
+def test_sql_fusion_equals_rrf_fuse_of_the_two_legs(settings, collection_name, fake_model):
+    ingest_source_documents(settings, collection_name, corpus(), ChunkingConfig(), model=fake_model)
+    query = "astronomy word3 word12 note"
+    with open_primary(settings) as conn:
+
+        def ids(mode: str) -> list[str]:
+            params = SearchParams(k=40, mode=mode, candidates=20, rrf_k=10, weights=(1.0, 0.7))  # type: ignore[arg-type]
+            return [h.id for h in search(conn, settings, collection_name, query, params, model=fake_model).hits]
+
+        vector, text = ids("vector"), ids("text")
+        hybrid = search(
+            conn, settings, collection_name, query,
+            SearchParams(k=40, candidates=20, rrf_k=10, weights=(1.0, 0.7)), model=fake_model,
+        ).hits
+    expected = rrf_fuse({"vector": vector, "text": text}, weights={"vector": 1.0, "text": 0.7}, rrf_k=10)
+    assert [h.id for h in hybrid] == [item for item, _, _ in expected]
+    assert [h.score for h in hybrid] == pytest.approx([score for _, score, _ in expected], rel=1e-12)
+    assert [(h.vector_rank, h.text_rank) for h in hybrid] == [(r["vector"], r["text"]) for _, _, r in expected]
+
+
+def test_selective_filter_still_returns_k_results(settings, collection_name, fake_model):
+    documents = [
+        SourceDocument(f"d{i}", f"shared words about many things number {i}", None, "t", {"group": i % 100})
+        for i in range(3000)
+    ]
+    ingest_source_documents(settings, collection_name, documents, ChunkingConfig(), model=fake_model)
+    with open_primary(settings) as conn:
+        hits = search(
+            conn, settings, collection_name, "shared words", SearchParams(k=10, filter={"group": 42}, candidates=40),
+            model=fake_model,
+        ).hits
+    assert len(hits) == 10
+    assert {h.metadata["group"] for h in hits} == {42}
+
+
+def test_collection_refuses_other_embeddings(settings, collection_name, fake_model, local_model):
+    ingest_source_documents(settings, collection_name, corpus(4), ChunkingConfig(), model=fake_model)
+    with open_primary(settings) as conn, pytest.raises(EmbeddingMismatch, match="test:hash-32"):
+        search(conn, settings, collection_name, "coffee", SearchParams(), model=local_model)
