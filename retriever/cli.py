@@ -57,10 +57,17 @@ collection_option = click.option("--collection", "-c", required=True, help="Coll
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @collection_option
 @click.option("--chunk-size", default=ChunkingConfig().chunk_size, show_default=True, help="Characters per chunk.")
-@click.option("--chunk-overlap", default=ChunkingConfig().chunk_overlap, show_default=True, help="Characters shared by neighbours.")
+@click.option(
+    "--chunk-overlap",
+    default=ChunkingConfig().chunk_overlap,
+    show_default=True,
+    help="Characters shared by neighbours.",
+)
 @database_option
 @cli_errors
-def ingest_command(paths: tuple[str, ...], collection: str, chunk_size: int, chunk_overlap: int, database_url: str | None) -> None:
+def ingest_command(
+    paths: tuple[str, ...], collection: str, chunk_size: int, chunk_overlap: int, database_url: str | None
+) -> None:
     """Ingest files and folders (.txt .md .html .pdf .jsonl .jsonl.gz) into a collection.
 
     Re-ingesting unchanged input embeds and writes nothing; a changed document's
@@ -95,7 +102,7 @@ def _parse_filter(raw: str | None) -> dict[str, Any] | None:
     except json.JSONDecodeError as exc:
         raise InvalidFilter(f"--filter is not valid JSON: {exc.msg} at position {exc.pos}") from None
     if not isinstance(parsed, dict):
-        raise InvalidFilter("--filter must be a JSON object, e.g. '{\"lang\": \"en\"}'")
+        raise InvalidFilter('--filter must be a JSON object, e.g. \'{"lang": "en"}\'')
     return parsed
 
 
@@ -206,4 +213,6 @@ def collections_command(as_json: bool, database_url: str | None) -> None:
     if not rows:
         click.echo("no collections yet: hybrid-rag ingest PATH --collection NAME")
     for row in rows:
-        click.echo(f"{row['name']:<24} {row['chunks']:>9} chunks  {row['embedding_model']} ({row['dimensions']}d, {row['text_config']})")
+        click.echo(
+            f"{row['name']:<24} {row['chunks']:>9} chunks  {row['embedding_model']} ({row['dimensions']}d, {row['text_config']})"
+        )

@@ -26,6 +26,7 @@ __all__ = [
     "drop_collection",
     "ensure_indexes",
     "get_collection",
+    "get_collection_async",
     "list_collections",
     "validate_name",
 ]
@@ -80,6 +81,17 @@ def get_collection(conn: psycopg.Connection, name: str) -> Collection:
     with conn.cursor(row_factory=class_row(Collection)) as cur:
         cur.execute(_SELECT + sql.SQL("WHERE name = %(name)s"), {"name": name})
         found = cur.fetchone()
+    if found is None:
+        raise CollectionNotFound(f"no collection named {name!r}")
+    return found
+
+
+async def get_collection_async(conn: psycopg.AsyncConnection, name: str) -> Collection:
+    """Async twin of `get_collection`."""
+    validate_name(name)
+    async with conn.cursor(row_factory=class_row(Collection)) as cur:
+        await cur.execute(_SELECT + sql.SQL("WHERE name = %(name)s"), {"name": name})
+        found = await cur.fetchone()
     if found is None:
         raise CollectionNotFound(f"no collection named {name!r}")
     return found
@@ -183,7 +195,9 @@ def drop_collection(conn: psycopg.Connection, name: str) -> None:
         cur.execute("DELETE FROM hybrid_rag.collections WHERE name = %s", (name,))
 
 
-def ensure_indexes(conn: psycopg.Connection, collection: Collection, *, hnsw_m: int = 16, ef_construction: int = 64) -> bool:
+def ensure_indexes(
+    conn: psycopg.Connection, collection: Collection, *, hnsw_m: int = 16, ef_construction: int = 64
+) -> bool:
     """Build the HNSW and tsv GIN indexes if missing (after a bulk load: faster than incremental).
 
     Returns True when an index was built, so callers know to ANALYZE.

@@ -18,11 +18,11 @@ __all__ = [
     "configure",
     "configure_async",
     "connect",
-    "mask_dsn",
     "map_errors",
-    "primary_dsn",
+    "mask_dsn",
     "open_primary",
     "open_reader",
+    "primary_dsn",
     "read_dsns",
     "server_supports_iterative_scan",
 ]
@@ -80,7 +80,9 @@ def map_errors() -> Iterator[None]:
     except pg_errors.QueryCanceled as exc:
         raise DatabaseUnavailable("the database did not answer in time (statement timeout)") from exc
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-        raise DatabaseUnavailable(f"database unreachable: {mask_dsn(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)}") from exc
+        raise DatabaseUnavailable(
+            f"database unreachable: {mask_dsn(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)}"
+        ) from exc
 
 
 _migrated: set[str] = set()
@@ -111,6 +113,8 @@ def open_reader(settings: Settings, attempt: int = 0) -> psycopg.Connection:
 def server_supports_iterative_scan(conn: psycopg.Connection) -> bool:
     """pgvector ≥ 0.8 can keep scanning HNSW until a filter yields enough rows."""
     with map_errors(), conn.cursor() as cur:
-        cur.execute("SELECT string_to_array(extversion, '.')::int[] >= '{0,8}' FROM pg_extension WHERE extname = 'vector'")
+        cur.execute(
+            "SELECT string_to_array(extversion, '.')::int[] >= '{0,8}' FROM pg_extension WHERE extname = 'vector'"
+        )
         row = cur.fetchone()
     return bool(row and row[0])

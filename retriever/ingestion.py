@@ -61,7 +61,9 @@ class IngestReport:
         )
 
 
-def _batches(documents: Iterable[SourceDocument], chunking: ChunkingConfig, size: int) -> Iterator[list[PreparedDocument]]:
+def _batches(
+    documents: Iterable[SourceDocument], chunking: ChunkingConfig, size: int
+) -> Iterator[list[PreparedDocument]]:
     batch: list[PreparedDocument] = []
     chunks = 0
     for document in documents:

@@ -67,7 +67,9 @@ class HybridRetriever(BaseRetriever):
         unknown = set(overrides) - _PARAMS
         if unknown:
             raise TypeError(f"unknown search arguments: {', '.join(sorted(unknown))}")
-        defaults = {name: getattr(self, name) for name in ("k", "mode", "filter", "candidates", "rrf_k", "weights", "collapse")}
+        defaults = {
+            name: getattr(self, name) for name in ("k", "mode", "filter", "candidates", "rrf_k", "weights", "collapse")
+        }
         return SearchParams(**{**defaults, **overrides})
 
     def _sync_pool(self) -> ConnectionPool:
@@ -80,8 +82,13 @@ class HybridRetriever(BaseRetriever):
                     open_primary(settings).close()  # runs migrations once on the primary
                 with map_errors():
                     self._own_pool = ConnectionPool(
-                        read_dsns(settings)[0], min_size=1, max_size=4, configure=configure,
-                        kwargs={"autocommit": True}, open=True, timeout=settings.pool_timeout_s,
+                        read_dsns(settings)[0],
+                        min_size=1,
+                        max_size=4,
+                        configure=configure,
+                        kwargs={"autocommit": True},
+                        open=True,
+                        timeout=settings.pool_timeout_s,
                     )
             return self._own_pool
 

@@ -87,7 +87,7 @@ stats AS (
 query_terms AS (
     SELECT t.term, ln(1 + (s.n - t.df + 0.5) / (t.df + 0.5)) AS idf
     FROM {terms} t CROSS JOIN stats s
-    WHERE t.term = ANY (tsvector_to_array(to_tsvector(%(text_config)s::regconfig, %(query)s)))
+    WHERE t.term = ANY (coalesce(%(terms)s::text[], tsvector_to_array(to_tsvector(%(text_config)s::regconfig, %(query)s))))
 ),
 text_leg AS (
     SELECT chunk_key AS key, row_number() OVER (ORDER BY score DESC, chunk_key) AS rank
@@ -110,7 +110,7 @@ vector_leg AS (
     FROM (
         SELECT c.key, c.embedding <=> %(embedding)s AS distance
         FROM {chunks} c
-        WHERE {filter}
+        WHERE {filter} AND c.document_id IS DISTINCT FROM %(exclude_document)s::text
         ORDER BY distance
         LIMIT %(candidates)s
     ) nearest
@@ -141,16 +141,28 @@ LIMIT %(k)s"""
 
 
 def build_search(
-    collection: Collection, params: SearchParams, *, query: str, embedding: np.ndarray | None
+    collection: Collection,
+    params: SearchParams,
+    *,
+    query: str,
+    embedding: np.ndarray | None,
+    terms: list[str] | None = None,
+    exclude_document: str | None = None,
 ) -> tuple[sql.Composed, dict[str, Any]]:
-    """The search statement and its parameters, for the legs the mode needs."""
+    """The search statement and its parameters, for the legs the mode needs.
+
+    `terms` (lexemes) replace the query's own for the text leg, and `exclude_document`
+    leaves one document out: together they make "more like this document" searches.
+    """
     filter_sql, filter_params = compile_filter(params.filter, sql.SQL("c.metadata"))
     chunks = collection.table()
     legs = []
     if params.mode in ("hybrid", "text"):
         text_filter = (
-            sql.SQL("JOIN {chunks} c ON c.key = p.chunk_key WHERE {filter}").format(chunks=chunks, filter=filter_sql)
-            if params.filter
+            sql.SQL(
+                "JOIN {chunks} c ON c.key = p.chunk_key WHERE {filter} AND c.document_id IS DISTINCT FROM %(exclude_document)s::text"
+            ).format(chunks=chunks, filter=filter_sql)
+            if params.filter or exclude_document is not None
             else sql.SQL("")
         )
         legs.append(
@@ -171,6 +183,8 @@ def build_search(
         "collection": collection.name,
         "text_config": collection.text_config,
         "query": query,
+        "terms": terms,
+        "exclude_document": exclude_document,
         "embedding": embedding,
         "k1": BM25_K1,
         "b": BM25_B,
@@ -190,8 +204,7 @@ def session_settings(params: SearchParams, settings: Settings, *, iterative_scan
     # ef_search bounds how many rows an HNSW scan yields: below `candidates` it starves fusion.
     ef_search = min(1000, max(params.ef_search or settings.ef_search, params.candidates))
     statement = (
-        "SELECT set_config('hnsw.ef_search', %(ef_search)s, true),"
-        " set_config('statement_timeout', %(timeout)s, true)"
+        "SELECT set_config('hnsw.ef_search', %(ef_search)s, true), set_config('statement_timeout', %(timeout)s, true)"
     )
     values = {"ef_search": str(ef_search), "timeout": str(settings.statement_timeout_ms)}
     if iterative_scan and params.filter:
@@ -212,10 +225,14 @@ def run_search(
     *,
     query: str,
     embedding: np.ndarray | None,
+    terms: list[str] | None = None,
+    exclude_document: str | None = None,
     iterative_scan: bool = True,
 ) -> SearchResult:
     """Run one search on a configured connection: settings and statement in one round trip."""
-    statement, values = build_search(collection, params, query=query, embedding=embedding)
+    statement, values = build_search(
+        collection, params, query=query, embedding=embedding, terms=terms, exclude_document=exclude_document
+    )
     setup, setup_values = session_settings(params, settings, iterative_scan=iterative_scan)
     start = time.perf_counter()
     with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
@@ -233,10 +250,14 @@ async def run_search_async(
     *,
     query: str,
     embedding: np.ndarray | None,
+    terms: list[str] | None = None,
+    exclude_document: str | None = None,
     iterative_scan: bool = True,
 ) -> SearchResult:
     """Async twin of `run_search`."""
-    statement, values = build_search(collection, params, query=query, embedding=embedding)
+    statement, values = build_search(
+        collection, params, query=query, embedding=embedding, terms=terms, exclude_document=exclude_document
+    )
     setup, setup_values = session_settings(params, settings, iterative_scan=iterative_scan)
     start = time.perf_counter()
     async with conn.pipeline(), conn.transaction(), conn.cursor() as cur:

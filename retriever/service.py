@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
+from psycopg import sql
 
-from ingest import ChunkingConfig, IngestInputError, SkippedSource, iter_documents
-from retriever.collections import Collection, check_embeddings, create_collection, get_collection
+from ingest import ChunkingConfig, IngestInputError, SkippedSource, SourceDocument, iter_documents
+from retriever.collections import Collection, check_embeddings, create_collection, get_collection, get_collection_async
 from retriever.database import map_errors, open_primary
 from retriever.embeddings import EmbeddingModel, get_embedding_model
-from retriever.errors import InputError, LimitExceeded
+from retriever.errors import DocumentNotFound, InputError, LimitExceeded
 from retriever.ingestion import IngestReport, ingest_documents
 from retriever.query import SearchParams, SearchResult, run_search, run_search_async
 from retriever.settings import Settings
@@ -33,15 +34,10 @@ def validate_query(query: str | None, settings: Settings) -> str:
     return query.strip()
 
 
-def _open_collection(conn: psycopg.Connection, settings: Settings, name: str, model: EmbeddingModel) -> Collection:
-    collection = create_collection(conn, name, embedding_model=model.name, dimensions=model.dimensions)
-    return collection
-
-
 def ingest_source_documents(
     settings: Settings,
     collection_name: str,
-    documents: Iterable,  # Iterable[SourceDocument]
+    documents: Iterable[SourceDocument],
     chunking: ChunkingConfig,
     *,
     progress: bool = False,
@@ -51,8 +47,12 @@ def ingest_source_documents(
     model = model or get_embedding_model(settings)
     with map_errors():
         with open_primary(settings) as conn:
-            collection = _open_collection(conn, settings, collection_name, model)
-        return ingest_documents(lambda: open_primary(settings), collection, model, documents, chunking, progress=progress)
+            collection = create_collection(
+                conn, collection_name, embedding_model=model.name, dimensions=model.dimensions
+            )
+        return ingest_documents(
+            lambda: open_primary(settings), collection, model, documents, chunking, progress=progress
+        )
 
 
 def ingest_paths(
@@ -84,95 +84,133 @@ def _needs_vector(params: SearchParams) -> bool:
     return params.mode in ("hybrid", "vector")
 
 
-def _iterative_scan_supported(conn: psycopg.Connection | psycopg.AsyncConnection) -> bool | None:
-    info = conn.info
-    return _iterative_scan.get((info.host, str(info.port), info.dbname))
+def _server_key(conn: psycopg.Connection | psycopg.AsyncConnection) -> tuple[str, str, str]:
+    return (conn.info.host, str(conn.info.port), conn.info.dbname)
 
 
-def _remember_iterative_scan(conn: psycopg.Connection | psycopg.AsyncConnection, supported: bool) -> None:
-    info = conn.info
-    _iterative_scan[(info.host, str(info.port), info.dbname)] = supported
+_VERSION_CHECK = "SELECT coalesce(string_to_array(extversion, '.')::int[] >= '{0,8}', false) FROM pg_extension WHERE extname = 'vector'"
+
+# "More like this": the document's mean chunk embedding, and its most distinctive lexemes
+# (tf · idf within the collection) as the text leg's query terms.
+_LIKE = """
+SELECT (SELECT avg(embedding) FROM {chunks} WHERE document_id = %(document_id)s),
+       ARRAY(
+           SELECT u.lexeme
+           FROM {chunks} c CROSS JOIN unnest(c.tsv) AS u
+           JOIN {terms} t ON t.term = u.lexeme
+           WHERE c.document_id = %(document_id)s
+           GROUP BY u.lexeme, t.df
+           ORDER BY sum(cardinality(u.positions)) * ln(1 + (%(n)s - t.df + 0.5) / (t.df + 0.5)) DESC, u.lexeme
+           LIMIT %(limit)s)
+"""
+LIKE_TERMS = 24
 
 
-_VERSION_CHECK = (
-    "SELECT coalesce(string_to_array(extversion, '.')::int[] >= '{0,8}', false) FROM pg_extension WHERE extname = 'vector'"
-)
+def _like_statement(collection: Collection) -> tuple[sql.Composed, dict[str, object]]:
+    return sql.SQL(_LIKE).format(chunks=collection.table(), terms=collection.table("terms")), {
+        "n": collection.chunk_count,
+        "limit": LIKE_TERMS,
+    }
+
+
+def _like_result(document_id: str, row: tuple | None) -> tuple[np.ndarray, list[str]]:
+    if row is None or row[0] is None:
+        raise DocumentNotFound(f"no document {document_id!r} in this collection")
+    return np.asarray(row[0], dtype=np.float32), list(row[1])
 
 
 def search(
     conn: psycopg.Connection,
     settings: Settings,
     collection_name: str,
-    query: str,
+    query: str | None,
     params: SearchParams,
     *,
+    like: str | None = None,
     model: EmbeddingModel | None = None,
     embedding: np.ndarray | None = None,
 ) -> SearchResult:
     """Validate, embed the query when the mode needs it, run the one statement.
 
-    `took_ms` of the result is end to end (embedding included); `extra["db_ms"]` is database time.
+    With `like=DOCUMENT_ID` instead of a query, ranks the collection against that stored
+    document and leaves it out. `took_ms` is end to end (embedding included);
+    `extra["db_ms"]` is the search statement's database time.
     """
     start = time.perf_counter()
-    query = validate_query(query, settings)
     params.validate(settings)
+    terms: list[str] | None = None
     with map_errors():
         collection = get_collection(conn, collection_name)
-        if _needs_vector(params) and embedding is None:
-            model = model or get_embedding_model(settings)
-            check_embeddings(collection, model.name)
-            embedding = model.embed_query(query)
-        supported = _iterative_scan_supported(conn)
-        if supported is None:
-            supported = bool(conn.execute(_VERSION_CHECK).fetchone()[0])  # type: ignore[index]
-            _remember_iterative_scan(conn, supported)
-        result = run_search(conn, collection, params, settings, query=query, embedding=embedding, iterative_scan=supported)
+        if like is not None:
+            statement, values = _like_statement(collection)
+            embedding, terms = _like_result(like, conn.execute(statement, {**values, "document_id": like}).fetchone())
+            query = ""
+        else:
+            query = validate_query(query, settings)
+            if _needs_vector(params) and embedding is None:
+                model = model or get_embedding_model(settings)
+                check_embeddings(collection, model.name)
+                embedding = model.embed_query(query)
+        key = _server_key(conn)
+        if key not in _iterative_scan:
+            _iterative_scan[key] = bool(conn.execute(_VERSION_CHECK).fetchone()[0])  # type: ignore[index]
+        result = run_search(
+            conn,
+            collection,
+            params,
+            settings,
+            query=query,
+            embedding=embedding,
+            terms=terms,
+            exclude_document=like,
+            iterative_scan=_iterative_scan[key],
+        )
     result.extra["db_ms"] = result.took_ms
-    return type(result)(result.hits, (time.perf_counter() - start) * 1000, result.extra)
+    return SearchResult(result.hits, (time.perf_counter() - start) * 1000, result.extra)
 
 
 async def search_async(
     conn: psycopg.AsyncConnection,
     settings: Settings,
     collection_name: str,
-    query: str,
+    query: str | None,
     params: SearchParams,
     *,
+    like: str | None = None,
     model: EmbeddingModel | None = None,
 ) -> SearchResult:
     """Async twin of `search`; the query embedding runs in a worker thread, off the event loop."""
     start = time.perf_counter()
-    query = validate_query(query, settings)
     params.validate(settings)
+    terms: list[str] | None = None
+    embedding: np.ndarray | None = None
     with map_errors():
-        collection = await _get_collection_async(conn, collection_name)
-        embedding = None
-        if _needs_vector(params):
-            model = model or get_embedding_model(settings)
-            check_embeddings(collection, model.name)
-            embedding = await asyncio.to_thread(model.embed_query, query)
-        supported = _iterative_scan_supported(conn)
-        if supported is None:
+        collection = await get_collection_async(conn, collection_name)
+        if like is not None:
+            statement, values = _like_statement(collection)
+            cur = await conn.execute(statement, {**values, "document_id": like})
+            embedding, terms = _like_result(like, await cur.fetchone())
+            query = ""
+        else:
+            query = validate_query(query, settings)
+            if _needs_vector(params):
+                model = model or get_embedding_model(settings)
+                check_embeddings(collection, model.name)
+                embedding = await asyncio.to_thread(model.embed_query, query)
+        key = _server_key(conn)
+        if key not in _iterative_scan:
             cur = await conn.execute(_VERSION_CHECK)
-            supported = bool((await cur.fetchone())[0])  # type: ignore[index]
-            _remember_iterative_scan(conn, supported)
+            _iterative_scan[key] = bool((await cur.fetchone())[0])  # type: ignore[index]
         result = await run_search_async(
-            conn, collection, params, settings, query=query, embedding=embedding, iterative_scan=supported
+            conn,
+            collection,
+            params,
+            settings,
+            query=query,
+            embedding=embedding,
+            terms=terms,
+            exclude_document=like,
+            iterative_scan=_iterative_scan[key],
         )
     result.extra["db_ms"] = result.took_ms
-    return type(result)(result.hits, (time.perf_counter() - start) * 1000, result.extra)
-
-
-async def _get_collection_async(conn: psycopg.AsyncConnection, name: str) -> Collection:
-    from psycopg.rows import class_row
-
-    from retriever.collections import _SELECT, validate_name
-    from retriever.errors import CollectionNotFound
-
-    validate_name(name)
-    async with conn.cursor(row_factory=class_row(Collection)) as cur:
-        await cur.execute(_SELECT + psycopg.sql.SQL("WHERE name = %(name)s"), {"name": name})
-        found = await cur.fetchone()
-    if found is None:
-        raise CollectionNotFound(f"no collection named {name!r}")
-    return found
+    return SearchResult(result.hits, (time.perf_counter() - start) * 1000, result.extra)

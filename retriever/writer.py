@@ -132,7 +132,15 @@ def write_documents(
             copy.set_types(["text", "text", "int4", "text", "jsonb", "text", "vector"])
             for chunk, vector in zip(chunks, embeddings, strict=True):
                 copy.write_row(
-                    (chunk.id, chunk.document_id, chunk.index, chunk.content, Jsonb(chunk.metadata), chunk.content_hash, vector)
+                    (
+                        chunk.id,
+                        chunk.document_id,
+                        chunk.index,
+                        chunk.content,
+                        Jsonb(chunk.metadata),
+                        chunk.content_hash,
+                        vector,
+                    )
                 )
         cur.execute(_format(_POSTINGS, collection), {"document_ids": document_ids})
         added_length = int(cur.fetchone()[0])  # type: ignore[index]
@@ -146,7 +154,11 @@ def write_documents(
         )
         cur.execute(
             _STATS,
-            {"chunks": len(chunks) - removed_chunks, "length": added_length - removed_length, "collection": collection.name},
+            {
+                "chunks": len(chunks) - removed_chunks,
+                "length": added_length - removed_length,
+                "collection": collection.name,
+            },
         )
     return len(chunks)
 

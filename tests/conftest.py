@@ -14,12 +14,12 @@ from langchain_core.embeddings import Embeddings
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from retriever.collections import drop_collection  # noqa: E402
-from retriever.database import open_primary, primary_dsn  # noqa: E402
-from retriever.embedded import stop_embedded  # noqa: E402
-from retriever.embeddings import EmbeddingModel  # noqa: E402
-from retriever.errors import CollectionNotFound  # noqa: E402
-from retriever.settings import Settings, get_settings  # noqa: E402
+from retriever.collections import drop_collection
+from retriever.database import open_primary, primary_dsn
+from retriever.embedded import stop_embedded
+from retriever.embeddings import EmbeddingModel
+from retriever.errors import CollectionNotFound
+from retriever.settings import Settings, get_settings
 
 
 def pytest_report_header() -> list[str]:

@@ -47,7 +47,9 @@ def test_changed_document_replaces_its_chunks(settings, collection_name, fake_mo
             f'SELECT content FROM hybrid_rag."{collection_name}" WHERE document_id = %s', ("doc-1",)
         ).fetchall()
         assert collection.chunk_count == 40
-        postings = conn.execute(f'SELECT count(DISTINCT chunk_key) FROM hybrid_rag."{collection_name}__postings"').fetchone()
+        postings = conn.execute(
+            f'SELECT count(DISTINCT chunk_key) FROM hybrid_rag."{collection_name}__postings"'
+        ).fetchone()
     assert [r[0] for r in rows] == [corpus(version="v2")[1].title + "\n" + corpus(version="v2")[1].text]
     assert postings[0] == 40
 
@@ -63,8 +65,12 @@ def test_sql_fusion_equals_rrf_fuse_of_the_two_legs(settings, collection_name, f
 
         vector, text = ids("vector"), ids("text")
         hybrid = search(
-            conn, settings, collection_name, query,
-            SearchParams(k=40, candidates=20, rrf_k=10, weights=(1.0, 0.7)), model=fake_model,
+            conn,
+            settings,
+            collection_name,
+            query,
+            SearchParams(k=40, candidates=20, rrf_k=10, weights=(1.0, 0.7)),
+            model=fake_model,
         ).hits
     expected = rrf_fuse({"vector": vector, "text": text}, weights={"vector": 1.0, "text": 0.7}, rrf_k=10)
     assert [h.id for h in hybrid] == [item for item, _, _ in expected]
@@ -80,7 +86,11 @@ def test_selective_filter_still_returns_k_results(settings, collection_name, fak
     ingest_source_documents(settings, collection_name, documents, ChunkingConfig(), model=fake_model)
     with open_primary(settings) as conn:
         hits = search(
-            conn, settings, collection_name, "shared words", SearchParams(k=10, filter={"group": 42}, candidates=40),
+            conn,
+            settings,
+            collection_name,
+            "shared words",
+            SearchParams(k=10, filter={"group": 42}, candidates=40),
             model=fake_model,
         ).hits
     assert len(hits) == 10
