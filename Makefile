@@ -17,10 +17,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt tools/portable-pgvector.sh
 	touch $@
 
 demo: install
-	$(BIN)/hybrid-rag ingest samples --collection demo
-	$(BIN)/hybrid-rag search "what should I buy someone who wants to start stargazing" --collection demo -k 3
-	$(BIN)/hybrid-rag search "109P Swift-Tuttle" --collection demo -k 3
-	$(BIN)/hybrid-rag search "brewing tips" --collection demo -k 3 --filter '{"year": {"$$gte": 2023}}'
+	$(BIN)/hybrid-rag ingest samples/corpus --collection demo
+	$(BIN)/hybrid-rag search "what should I buy someone who wants to start stargazing" --collection demo -k 3 --collapse
+	$(BIN)/hybrid-rag search "Hemileia vastatrix" --collection demo -k 3 --collapse
+	$(BIN)/hybrid-rag search "how long do beans stay fresh" --collection demo -k 3 --filter '{"year": {"$$gte": 2023}}'
 
 test: install
 	$(BIN)/python -m pytest

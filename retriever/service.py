@@ -15,7 +15,7 @@ from ingest import ChunkingConfig, IngestInputError, SkippedSource, SourceDocume
 from retriever.collections import Collection, check_embeddings, create_collection, get_collection, get_collection_async
 from retriever.database import map_errors, open_primary
 from retriever.embeddings import EmbeddingModel, get_embedding_model
-from retriever.errors import DocumentNotFound, InputError, LimitExceeded
+from retriever.errors import CollectionNotFound, DocumentNotFound, InputError, LimitExceeded
 from retriever.ingestion import IngestReport, ingest_documents
 from retriever.query import SearchParams, SearchResult, run_search, run_search_async
 from retriever.settings import Settings
@@ -47,9 +47,13 @@ def ingest_source_documents(
     model = model or get_embedding_model(settings)
     with map_errors():
         with open_primary(settings) as conn:
-            collection = create_collection(
-                conn, collection_name, embedding_model=model.name, dimensions=model.dimensions
-            )
+            try:
+                collection = get_collection(conn, collection_name)
+                check_embeddings(collection, model.name)
+            except CollectionNotFound:  # only a new collection needs the model's dimensions
+                collection = create_collection(
+                    conn, collection_name, embedding_model=model.name, dimensions=model.dimensions
+                )
         return ingest_documents(
             lambda: open_primary(settings), collection, model, documents, chunking, progress=progress
         )
@@ -136,8 +140,10 @@ def search(
     document and leaves it out. `took_ms` is end to end (embedding included);
     `extra["db_ms"]` is the search statement's database time.
     """
-    start = time.perf_counter()
     params.validate(settings)
+    if like is None and _needs_vector(params) and embedding is None:
+        model = model or get_embedding_model(settings)  # loaded once per process, outside took_ms
+    start = time.perf_counter()
     terms: list[str] | None = None
     with map_errors():
         collection = get_collection(conn, collection_name)
@@ -147,8 +153,7 @@ def search(
             query = ""
         else:
             query = validate_query(query, settings)
-            if _needs_vector(params) and embedding is None:
-                model = model or get_embedding_model(settings)
+            if model is not None and _needs_vector(params) and embedding is None:
                 check_embeddings(collection, model.name)
                 embedding = model.embed_query(query)
         key = _server_key(conn)
@@ -180,8 +185,10 @@ async def search_async(
     model: EmbeddingModel | None = None,
 ) -> SearchResult:
     """Async twin of `search`; the query embedding runs in a worker thread, off the event loop."""
-    start = time.perf_counter()
     params.validate(settings)
+    if like is None and _needs_vector(params):
+        model = model or get_embedding_model(settings)  # loaded once per process, outside took_ms
+    start = time.perf_counter()
     terms: list[str] | None = None
     embedding: np.ndarray | None = None
     with map_errors():
@@ -193,8 +200,7 @@ async def search_async(
             query = ""
         else:
             query = validate_query(query, settings)
-            if _needs_vector(params):
-                model = model or get_embedding_model(settings)
+            if model is not None and _needs_vector(params):
                 check_embeddings(collection, model.name)
                 embedding = await asyncio.to_thread(model.embed_query, query)
         key = _server_key(conn)

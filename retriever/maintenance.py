@@ -1,0 +1,86 @@
+"""Operator chores: VACUUM ANALYZE, index rebuilds, term-statistics cleanup, size report.
+
+The production checklist of a pgvector deployment, built in: vacuum and analyze after
+bulk changes, rebuild HNSW after heavy churn (deleted tuples degrade the graph), and
+know how large each table and index is (HNSW wants to fit in RAM).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from retriever.collections import SCHEMA, Collection, ensure_indexes
+
+__all__ = ["CollectionStats", "collection_stats", "maintain_collection"]
+
+_SUFFIXES = ("", "documents", "postings", "terms")
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionStats:
+    """Sizes and health of one collection's tables and indexes."""
+
+    name: str
+    chunks: int
+    documents: int
+    terms: int
+    tables: dict[str, dict[str, Any]]  # table → rows, dead rows, heap bytes
+    indexes: dict[str, int]  # index → bytes
+
+    def total_bytes(self) -> int:
+        """Heap plus indexes, all tables."""
+        return sum(t["heap_bytes"] for t in self.tables.values()) + sum(self.indexes.values())
+
+
+_TABLE_STATS = """
+SELECT relname, n_live_tup, n_dead_tup, pg_table_size(relid)
+FROM pg_stat_user_tables
+WHERE schemaname = %(schema)s AND relname = ANY(%(tables)s)
+"""
+
+_INDEX_STATS = """
+SELECT indexrelname, pg_relation_size(indexrelid)
+FROM pg_stat_user_indexes
+WHERE schemaname = %(schema)s AND relname = ANY(%(tables)s)
+ORDER BY indexrelname
+"""
+
+
+def _table_names(collection: Collection) -> list[str]:
+    return [f"{collection.name}__{suffix}" if suffix else collection.name for suffix in _SUFFIXES]
+
+
+def collection_stats(conn: psycopg.Connection, collection: Collection) -> CollectionStats:
+    """Row counts and on-disk sizes of the collection's tables and indexes."""
+    names = _table_names(collection)
+    values = {"schema": SCHEMA, "tables": names}
+    tables = {
+        name: {"rows": live, "dead_rows": dead, "heap_bytes": size}
+        for name, live, dead, size in conn.execute(_TABLE_STATS, values).fetchall()
+    }
+    indexes = dict(conn.execute(_INDEX_STATS, values).fetchall())
+
+    def count(suffix: str) -> int:
+        return int(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(collection.table(suffix))).fetchone()[0])  # type: ignore[index]
+
+    return CollectionStats(collection.name, count(""), count("documents"), count("terms"), tables, indexes)
+
+
+def maintain_collection(conn: psycopg.Connection, collection: Collection, *, reindex: bool = False) -> CollectionStats:
+    """Drop unused terms, (re)build missing or requested indexes, VACUUM ANALYZE every table.
+
+    Needs an autocommit connection: VACUUM cannot run inside a transaction.
+    """
+    conn.execute(sql.SQL("DELETE FROM {} WHERE df <= 0").format(collection.table("terms")))
+    if reindex:
+        for index in ("embedding_hnsw", "tsv_gin"):
+            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(SCHEMA, f"{collection.name}_{index}")))
+        conn.execute(sql.SQL("REINDEX TABLE {}").format(collection.table("postings")))
+    ensure_indexes(conn, collection)
+    for suffix in _SUFFIXES:
+        conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(collection.table(suffix)))
+    return collection_stats(conn, collection)
