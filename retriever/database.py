@@ -80,9 +80,8 @@ def map_errors() -> Iterator[None]:
     except pg_errors.QueryCanceled as exc:
         raise DatabaseUnavailable("the database did not answer in time (statement timeout)") from exc
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-        raise DatabaseUnavailable(
-            f"database unreachable: {mask_dsn(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)}"
-        ) from exc
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseUnavailable(f"database unreachable: {mask_dsn(first_line)}") from exc
 
 
 _migrated: set[str] = set()

@@ -87,7 +87,9 @@ stats AS (
 query_terms AS (
     SELECT t.term, ln(1 + (s.n - t.df + 0.5) / (t.df + 0.5)) AS idf
     FROM {terms} t CROSS JOIN stats s
-    WHERE t.term = ANY (coalesce(%(terms)s::text[], tsvector_to_array(to_tsvector(%(text_config)s::regconfig, %(query)s))))
+    WHERE t.term = ANY (
+        coalesce(%(terms)s::text[], tsvector_to_array(to_tsvector(%(text_config)s::regconfig, %(query)s)))
+    )
 ),
 text_leg AS (
     SELECT chunk_key AS key, row_number() OVER (ORDER BY score DESC, chunk_key) AS rank
@@ -160,7 +162,8 @@ def build_search(
     if params.mode in ("hybrid", "text"):
         text_filter = (
             sql.SQL(
-                "JOIN {chunks} c ON c.key = p.chunk_key WHERE {filter} AND c.document_id IS DISTINCT FROM %(exclude_document)s::text"
+                "JOIN {chunks} c ON c.key = p.chunk_key "
+                "WHERE {filter} AND c.document_id IS DISTINCT FROM %(exclude_document)s::text"
             ).format(chunks=chunks, filter=filter_sql)
             if params.filter or exclude_document is not None
             else sql.SQL("")

@@ -92,7 +92,9 @@ def _server_key(conn: psycopg.Connection | psycopg.AsyncConnection) -> tuple[str
     return (conn.info.host, str(conn.info.port), conn.info.dbname)
 
 
-_VERSION_CHECK = "SELECT coalesce(string_to_array(extversion, '.')::int[] >= '{0,8}', false) FROM pg_extension WHERE extname = 'vector'"
+_VERSION_CHECK = """
+SELECT coalesce(string_to_array(extversion, '.')::int[] >= '{0,8}', false) FROM pg_extension WHERE extname = 'vector'
+"""
 
 # "More like this": the document's mean chunk embedding, and its most distinctive lexemes
 # (tf · idf within the collection) as the text leg's query terms.

@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from retriever.errors import ConfigurationError
 
@@ -25,7 +26,8 @@ def default_home() -> Path:
     return Path.home() / ".local" / "share" / "hybrid-rag"
 
 
-def _env(name: str, doc: str, default: object = None) -> object:
+def _env(name: str, doc: str, default: Any = None) -> Any:
+    """A dataclass field that names its environment variable and says what it means."""
     return field(default=default, metadata={"env": name, "doc": doc})
 
 

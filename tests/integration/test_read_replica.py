@@ -1,0 +1,107 @@
+"""Searches go to DATABASE_READ_URL: a real streaming replica of the embedded Postgres."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest import ChunkingConfig, SourceDocument
+from retriever.database import open_primary, open_reader, primary_dsn
+from retriever.query import SearchParams
+from retriever.service import ingest_source_documents, search
+from retriever.settings import Settings
+
+pgserver = pytest.importorskip("pgserver")
+
+
+def _as_postgres_user(args: list[str]) -> list[str]:
+    # As root, the embedded server runs as the `pgserver` system user; its replica must too.
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return ["runuser", "-u", "pgserver", "--", *args]
+    return args
+
+
+@pytest.fixture
+def replica(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start a streaming replica (pg_basebackup -R) on its own unix socket; yield its DSN."""
+    if settings.database_url:
+        pytest.skip("the replica test clones the embedded Postgres")
+    open_primary(settings).close()  # schema and pgvector exist before the clone
+    primary_socket = primary_dsn(settings).split("host=")[1]
+    folder = tmp_path_factory.mktemp("replica")
+    folder.chmod(0o777)
+    data = folder / "data"
+    binaries = Path(pgserver.__file__).parent / "pginstall" / "bin"
+    if os.geteuid() == 0:
+        shutil.chown(folder, "pgserver")
+    subprocess.run(
+        _as_postgres_user(
+            [
+                str(binaries / "pg_basebackup"),
+                "-h",
+                primary_socket,
+                "-U",
+                "postgres",
+                "-D",
+                str(data),
+                "-R",
+                "-X",
+                "stream",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        _as_postgres_user(
+            [
+                str(binaries / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(folder / "log"),
+                "-w",
+                "-o",
+                f"-h '' -k {folder}",
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql://postgres:@/postgres?host={folder}"
+    finally:
+        subprocess.run(
+            _as_postgres_user([str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
+            check=False,
+            capture_output=True,
+        )
+
+
+def test_search_served_by_the_replica_sees_new_documents(settings, collection_name, fake_model, replica):
+    routed = Settings(home=settings.home, database_read_urls=(replica,))
+    with open_reader(routed) as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is True
+
+    documents = [SourceDocument("fresh", "replicated streaming standby answers searches", "Replica", "t", {})]
+    ingest_source_documents(routed, collection_name, documents, ChunkingConfig(), model=fake_model)
+
+    deadline = time.monotonic() + 30
+    hits = []
+    while time.monotonic() < deadline and not hits:
+        with open_reader(routed) as conn:
+            try:
+                hits = search(
+                    conn, routed, collection_name, "standby searches", SearchParams(k=3), model=fake_model
+                ).hits
+            except Exception:  # the collection itself may not have replicated yet
+                hits = []
+        time.sleep(0.2)
+    assert [hit.document_id for hit in hits] == ["fresh"]
