@@ -1,15 +1,81 @@
-"""`hybrid-rag`: one console script; each package owns its subcommands, assembled here."""
+"""`hybrid-rag`: one console script; each package owns its subcommands, assembled here.
+
+Subcommands are imported when they run, so `hybrid-rag search` does not pay for
+importing the HTTP server, the evaluation stack or matplotlib.
+"""
 
 from __future__ import annotations
 
-import click
+from collections.abc import Callable
 
-from retriever.cli import collections_command, ingest_command, search_command
+import click
 
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _ingest() -> click.Command:
+    from retriever.cli import ingest_command
+
+    return ingest_command
+
+
+def _search() -> click.Command:
+    from retriever.cli import search_command
+
+    return search_command
+
+
+def _collections() -> click.Command:
+    from retriever.cli import collections_command
+
+    return collections_command
+
+
+def _maintain() -> click.Command:
+    from retriever.cli import maintain_command
+
+    return maintain_command
+
+
+def _serve() -> click.Command:
+    from retriever.serve import serve_command
+
+    return serve_command
+
+
+def _eval() -> click.Command:
+    from eval.cli import eval_command
+
+    return eval_command
+
+
+def _bench() -> click.Command:
+    from bench.cli import bench
+
+    return bench
+
+
+COMMANDS: dict[str, Callable[[], click.Command]] = {
+    "ingest": _ingest,
+    "search": _search,
+    "collections": _collections,
+    "maintain": _maintain,
+    "serve": _serve,
+    "eval": _eval,
+    "bench": _bench,
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        loader = COMMANDS.get(cmd_name)
+        return loader() if loader else None
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="hybrid-rag")
 def main() -> None:
     """Hybrid (BM25 + vector) retrieval on PostgreSQL.
@@ -17,8 +83,3 @@ def main() -> None:
     Settings come from the environment (DATABASE_URL, HYBRID_RAG_HOME, EMBEDDINGS, ...);
     without DATABASE_URL an embedded PostgreSQL starts on demand.
     """
-
-
-main.add_command(ingest_command)
-main.add_command(search_command)
-main.add_command(collections_command)

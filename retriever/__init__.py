@@ -14,7 +14,6 @@ from retriever.errors import (
     NotFound,
 )
 from retriever.fusion import rrf_fuse
-from retriever.langchain import HybridRetriever
 from retriever.query import Hit, SearchParams, SearchResult
 from retriever.settings import Settings, get_settings
 
@@ -38,3 +37,12 @@ __all__ = [
     "get_settings",
     "rrf_fuse",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # LangChain's retriever machinery costs a second or more to import; the CLI rarely needs it.
+    if name == "HybridRetriever":
+        from retriever.langchain import HybridRetriever
+
+        return HybridRetriever
+    raise AttributeError(f"module 'retriever' has no attribute {name!r}")

@@ -138,8 +138,9 @@ def _table(result: SearchResult) -> str:
 
 
 @click.command("search")
-@click.argument("query")
+@click.argument("query", required=False)
 @collection_option
+@click.option("--like", metavar="DOCUMENT_ID", help="Rank by similarity to this stored document instead of QUERY.")
 @click.option("-k", default=10, show_default=True, help="Number of results.")
 @click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
 @click.option("--filter", "filter_json", help='Metadata filter, e.g. \'{"year": {"$gte": 2023}}\'.')
@@ -151,8 +152,9 @@ def _table(result: SearchResult) -> str:
 @database_option
 @cli_errors
 def search_command(
-    query: str,
+    query: str | None,
     collection: str,
+    like: str | None,
     k: int,
     mode: str,
     filter_json: str | None,
@@ -169,7 +171,10 @@ def search_command(
     Example:
         hybrid-rag search "how do I adjust a rear derailleur" -c demo -k 5
         hybrid-rag search "coffee" -c demo --filter '{"year": {"$gte": 2023}}' --json
+        hybrid-rag search --like docs/brakes.md -c demo     # more like this document
     """
+    if (query is None) == (like is None):
+        raise CliError("give either a QUERY or --like DOCUMENT_ID")
     try:
         weight_pair = tuple(float(part) for part in weights.split(","))
     except ValueError:
@@ -185,7 +190,7 @@ def search_command(
     )
     settings = settings_from(database_url)
     with map_errors(), open_reader(settings) as conn:
-        result = search(conn, settings, collection, query, params)
+        result = search(conn, settings, collection, query, params, like=like)
     click.echo(json.dumps(result_json(result), ensure_ascii=False) if as_json else _table(result))
 
 
@@ -213,6 +218,41 @@ def collections_command(as_json: bool, database_url: str | None) -> None:
     if not rows:
         click.echo("no collections yet: hybrid-rag ingest PATH --collection NAME")
     for row in rows:
+        model = f"{row['embedding_model']} ({row['dimensions']}d, {row['text_config']})"
+        click.echo(f"{row['name']:<24} {row['chunks']:>9} chunks  {model}")
+
+
+@click.command("maintain")
+@click.option("--collection", "-c", "names", multiple=True, help="Collection(s) to maintain (default: all).")
+@click.option("--reindex", is_flag=True, help="Rebuild the HNSW and GIN indexes and the postings index.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@database_option
+@cli_errors
+def maintain_command(names: tuple[str, ...], reindex: bool, as_json: bool, database_url: str | None) -> None:
+    """VACUUM ANALYZE, drop unused terms, build missing indexes, report sizes.
+
+    Run it after large deletes or re-ingests; --reindex after heavy churn (deleted
+    rows degrade an HNSW graph). Sizes tell whether the HNSW index still fits in RAM.
+
+    \b
+    Example:
+        hybrid-rag maintain -c docs --reindex
+    """
+    from retriever.collections import get_collection
+    from retriever.maintenance import maintain_collection
+
+    report = []
+    with map_errors(), open_primary(settings_from(database_url)) as conn:
+        targets = [get_collection(conn, name) for name in names] or list_collections(conn)
+        for collection in targets:
+            stats = maintain_collection(conn, collection, reindex=reindex)
+            report.append(dataclasses.asdict(stats) | {"total_bytes": stats.total_bytes()})
+    if as_json:
+        click.echo(json.dumps({"collections": report}))
+        return
+    for entry in report:
+        indexes = ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in entry["indexes"].items())
         click.echo(
-            f"{row['name']:<24} {row['chunks']:>9} chunks  {row['embedding_model']} ({row['dimensions']}d, {row['text_config']})"
+            f"{entry['name']}: {entry['chunks']} chunks, {entry['documents']} documents, {entry['terms']} terms, "
+            f"{entry['total_bytes'] / 1e6:.1f} MB in all\n  indexes: {indexes}"
         )

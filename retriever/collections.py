@@ -28,6 +28,7 @@ __all__ = [
     "get_collection",
     "get_collection_async",
     "list_collections",
+    "list_collections_async",
     "validate_name",
 ]
 
@@ -102,6 +103,13 @@ def list_collections(conn: psycopg.Connection) -> list[Collection]:
     with conn.cursor(row_factory=class_row(Collection)) as cur:
         cur.execute(_SELECT + sql.SQL("ORDER BY name"))
         return cur.fetchall()
+
+
+async def list_collections_async(conn: psycopg.AsyncConnection) -> list[Collection]:
+    """Async twin of `list_collections`."""
+    async with conn.cursor(row_factory=class_row(Collection)) as cur:
+        await cur.execute(_SELECT + sql.SQL("ORDER BY name"))
+        return await cur.fetchall()
 
 
 def check_embeddings(collection: Collection, model: str, dimensions: int | None = None) -> None:

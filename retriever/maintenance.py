@@ -78,7 +78,9 @@ def maintain_collection(conn: psycopg.Connection, collection: Collection, *, rei
     conn.execute(sql.SQL("DELETE FROM {} WHERE df <= 0").format(collection.table("terms")))
     if reindex:
         for index in ("embedding_hnsw", "tsv_gin"):
-            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(SCHEMA, f"{collection.name}_{index}")))
+            conn.execute(
+                sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(SCHEMA, f"{collection.name}_{index}"))
+            )
         conn.execute(sql.SQL("REINDEX TABLE {}").format(collection.table("postings")))
     ensure_indexes(conn, collection)
     for suffix in _SUFFIXES:

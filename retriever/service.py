@@ -19,8 +19,9 @@ from retriever.errors import CollectionNotFound, DocumentNotFound, InputError, L
 from retriever.ingestion import IngestReport, ingest_documents
 from retriever.query import SearchParams, SearchResult, run_search, run_search_async
 from retriever.settings import Settings
+from retriever.writer import delete_documents
 
-__all__ = ["ingest_paths", "ingest_source_documents", "search", "search_async", "validate_query"]
+__all__ = ["delete_document", "ingest_paths", "ingest_source_documents", "search", "search_async", "validate_query"]
 
 _iterative_scan: dict[tuple[str, str, str], bool] = {}
 
@@ -29,6 +30,8 @@ def validate_query(query: str | None, settings: Settings) -> str:
     """A usable query text, or a clear InputError."""
     if query is None or not query.strip():
         raise InputError("the query is empty")
+    if "\x00" in query:
+        raise InputError("the query contains a NUL character")
     if len(query) > settings.max_query_chars:
         raise LimitExceeded(f"the query has {len(query)} characters; the limit is {settings.max_query_chars}")
     return query.strip()
@@ -185,14 +188,14 @@ async def search_async(
     *,
     like: str | None = None,
     model: EmbeddingModel | None = None,
+    embedding: np.ndarray | None = None,
 ) -> SearchResult:
-    """Async twin of `search`; the query embedding runs in a worker thread, off the event loop."""
+    """Async twin of `search`; the query embedding (unless given) runs in a worker thread."""
     params.validate(settings)
     if like is None and _needs_vector(params):
         model = model or get_embedding_model(settings)  # loaded once per process, outside took_ms
     start = time.perf_counter()
     terms: list[str] | None = None
-    embedding: np.ndarray | None = None
     with map_errors():
         collection = await get_collection_async(conn, collection_name)
         if like is not None:
@@ -204,7 +207,8 @@ async def search_async(
             query = validate_query(query, settings)
             if model is not None and _needs_vector(params):
                 check_embeddings(collection, model.name)
-                embedding = await asyncio.to_thread(model.embed_query, query)
+                if embedding is None:
+                    embedding = await asyncio.to_thread(model.embed_query, query)
         key = _server_key(conn)
         if key not in _iterative_scan:
             cur = await conn.execute(_VERSION_CHECK)
@@ -222,3 +226,11 @@ async def search_async(
         )
     result.extra["db_ms"] = result.took_ms
     return SearchResult(result.hits, (time.perf_counter() - start) * 1000, result.extra)
+
+
+def delete_document(settings: Settings, collection_name: str, document_id: str) -> None:
+    """Delete one document and its chunks (DocumentNotFound when it is not there)."""
+    with map_errors(), open_primary(settings) as conn:
+        collection = get_collection(conn, collection_name)
+        if not delete_documents(conn, collection, [document_id]):
+            raise DocumentNotFound(f"no document {document_id!r} in collection {collection_name!r}")

@@ -26,29 +26,36 @@ def default_home() -> Path:
     return Path.home() / ".local" / "share" / "hybrid-rag"
 
 
-def _env(name: str, doc: str, default: Any = None) -> Any:
-    """A dataclass field that names its environment variable and says what it means."""
-    return field(default=default, metadata={"env": name, "doc": doc})
+def _env(name: str, doc: str, default: Any = None, *, secret: bool = False) -> Any:
+    """A dataclass field that names its environment variable and says what it means.
+
+    Secret fields stay out of `repr`, so logging the settings never prints them.
+    """
+    return field(default=default, repr=not secret, metadata={"env": name, "doc": doc})
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Every knob of hybrid-rag; each field names the environment variable it reads."""
 
-    database_url: str | None = _env("DATABASE_URL", "PostgreSQL ≥ 15 with pgvector ≥ 0.7; unset: embedded Postgres")
+    database_url: str | None = _env(
+        "DATABASE_URL", "PostgreSQL ≥ 15 with pgvector ≥ 0.7; unset: embedded Postgres", secret=True
+    )
     database_read_urls: tuple[str, ...] = _env(
-        "DATABASE_READ_URL", "comma-separated read-only DSNs (replicas) that take search traffic", ()
+        "DATABASE_READ_URL", "comma-separated read-only DSNs (replicas) that take search traffic", (), secret=True
     )
     home: Path = _env("HYBRID_RAG_HOME", "data folder of the embedded Postgres and caches", None)
     embeddings: str = _env("EMBEDDINGS", "`local` (packaged all-MiniLM-L6-v2) or `openai:<model>`", "local")
-    openai_api_key: str | None = _env("OPENAI_API_KEY", "API key for `openai:*` embeddings")
+    openai_api_key: str | None = _env("OPENAI_API_KEY", "API key for `openai:*` embeddings", secret=True)
     openai_base_url: str | None = _env("OPENAI_BASE_URL", "any OpenAI-compatible server for `openai:*`")
     openai_check_ctx_length: bool = _env(
         "OPENAI_CHECK_EMBEDDING_CTX_LENGTH",
         "tokenise with tiktoken before sending (needs internet; off for OpenAI-compatible servers)",
         False,
     )
-    api_keys: tuple[str, ...] = _env("API_KEYS", "comma-separated bearer tokens; `key@coll1|coll2` scopes a key", ())
+    api_keys: tuple[str, ...] = _env(
+        "API_KEYS", "comma-separated bearer tokens; `key@coll1|coll2` scopes a key", (), secret=True
+    )
     statement_timeout_ms: int = _env("STATEMENT_TIMEOUT_MS", "per-statement timeout of searches and API writes", 5000)
     pool_size: int = _env("POOL_SIZE", "connections in the API's pool", 8)
     pool_timeout_s: float = _env("POOL_TIMEOUT_S", "longest wait for a pooled connection before a 503", 3.0)

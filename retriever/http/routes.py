@@ -1,0 +1,187 @@
+"""The endpoints (DESIGN §5): each a few lines over the service."""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated, Any
+from urllib.parse import unquote_to_bytes
+
+from litestar import Request, Router, delete, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Example
+from litestar.params import Body, Parameter
+
+from ingest import ChunkingConfig
+from retriever.collections import list_collections_async
+from retriever.http import examples, operations
+from retriever.http.auth import Grant, require_key
+from retriever.http.problems import problem_responses
+from retriever.http.runtime import Runtime
+from retriever.http.schemas import (
+    AddDocuments,
+    CollectionInfo,
+    CollectionList,
+    IngestSummary,
+    SearchRequest,
+    SearchResponse,
+    Status,
+    check_storable,
+)
+from retriever.service import delete_document, ingest_source_documents
+
+__all__ = ["routers"]
+
+CollectionName = Annotated[
+    str,
+    Parameter(
+        description="collection name: lowercase letters, digits and single underscores, starting with a letter",
+        pattern=r"^[a-z](_?[a-z0-9])*_?$",
+        max_length=40,
+        examples=examples.COLLECTION_NAME,
+    ),
+]
+DocumentId = Annotated[
+    str,
+    Parameter(
+        description="the document's id, percent-encoded (its slashes may stay as they are)",
+        examples=examples.DOCUMENT_ID,
+    ),
+]
+
+
+RuntimeDep = NamedDependency[Runtime]
+
+
+def _ok(container: type, samples: list[Example], description: str) -> ResponseSpec:
+    return ResponseSpec(container, description=description, generate_examples=False, examples=samples)
+
+
+@post(
+    "/collections/{name:str}/search",
+    status_code=200,
+    summary="Search a collection",
+    description="Hybrid (vector + BM25, fused by RRF), vector or text search, by `query` or by `like`: a stored "
+    "document's id, ranking the collection against its mean embedding and most distinctive terms (the document "
+    "itself left out). The response is the JSON of `hybrid-rag search --json`.",
+    responses={
+        200: _ok(SearchResponse, examples.SEARCH_RESULTS, "Ranked chunks, best first"),
+        **problem_responses(400, 401, 404, 409, 413, 422, 503),
+    },
+)
+async def search(
+    name: CollectionName, data: Annotated[SearchRequest, Body(examples=examples.SEARCH)], runtime: RuntimeDep
+) -> SearchResponse:
+    result = await operations.search(runtime, name, data.text, data.params(), like=data.document_id)
+    return SearchResponse.of(result)
+
+
+@post(
+    "/collections/{name:str}/documents",
+    status_code=200,
+    summary="Add or replace documents",
+    description="Chunk, embed and upsert documents (the collection is created on first use). A document whose "
+    "text, title and metadata are unchanged costs neither embedding nor writes; a changed one has its chunks "
+    "replaced atomically, so a concurrent search sees the old version or the new one, never a mix.",
+    responses={
+        200: _ok(IngestSummary, examples.INGESTED, "What the ingest did"),
+        **problem_responses(400, 401, 404, 409, 413, 422, 503),
+    },
+)
+async def add_documents(
+    name: CollectionName, data: Annotated[AddDocuments, Body(examples=examples.ADD_DOCUMENTS)], runtime: RuntimeDep
+) -> IngestSummary:
+    documents = data.source_documents(runtime.settings, source=f"http:{name}")
+    ingest = functools.partial(ingest_source_documents, model=runtime.model)
+    report = await runtime.write(ingest, runtime.write_settings, name, documents, ChunkingConfig())
+    return IngestSummary.of(documents, report)
+
+
+@delete(
+    "/collections/{name:str}/documents/{document_id:path}",
+    status_code=204,
+    summary="Delete a document",
+    description="Delete a document and all its chunks.",
+    responses=problem_responses(400, 401, 404, 422, 503),
+)
+async def remove_document(
+    request: Request[Any, Any, State], name: CollectionName, document_id: DocumentId, runtime: RuntimeDep
+) -> None:
+    document_id = _exact_document_id(request, name) or document_id.removeprefix("/")
+    check_storable(document_id, "document_id")
+    await runtime.write(delete_document, runtime.write_settings, name, document_id)
+
+
+def _exact_document_id(request: Request[Any, Any, State], name: str) -> str | None:
+    # Routing normalises the path (a doubled or trailing "/" goes), but ids such as "/abs/a.md" or
+    # "dir/" keep theirs: read the id from the path as the client sent it.
+    raw: bytes | None = request.scope.get("raw_path")
+    marker = f"/collections/{name}/documents/".encode()
+    if not raw or marker not in raw:
+        return None
+    tail = raw.split(b"?", 1)[0].split(marker, 1)[1]
+    return unquote_to_bytes(tail).decode("utf-8", "replace") or None
+
+
+@get(
+    "/collections",
+    summary="List collections",
+    description="Collections with their sizes and embedding model (those the API key may use).",
+    responses={200: _ok(CollectionList, examples.COLLECTIONS, "Collections by name"), **problem_responses(401, 503)},
+)
+async def collections(request: Request[Any, Any, State], runtime: RuntimeDep) -> CollectionList:
+    grant: Grant = request.state.grant
+    async with runtime.connection() as conn:
+        found = await list_collections_async(conn)
+    return CollectionList(
+        [
+            CollectionInfo(c.name, c.chunk_count, c.embedding_model, c.dimensions, c.text_config)
+            for c in found
+            if grant.allows(c.name)
+        ]
+    )
+
+
+@get(
+    "/healthz",
+    summary="Liveness",
+    description="The process is alive (no database involved).",
+    responses={200: _ok(Status, examples.ALIVE, "Alive")},
+)
+async def healthz() -> Status:
+    return Status("ok")
+
+
+@get(
+    "/readyz",
+    summary="Readiness",
+    description="Every configured database answers; 503 when one does not.",
+    responses={200: _ok(Status, examples.READY, "Ready"), **problem_responses(503)},
+)
+async def readyz(runtime: RuntimeDep) -> Status:
+    await runtime.ready()
+    return Status("ready")
+
+
+def _runtime(state: State) -> Runtime:
+    return state.runtime
+
+
+def routers(*, secured: bool) -> list[Router]:
+    """The /v1 API behind the key guard, and the probes; the OpenAPI names the bearer scheme when keys are set."""
+    v1 = Router(
+        "/v1",
+        route_handlers=[search, add_documents, remove_document, collections],
+        guards=[require_key],
+        security=[{"bearer": []}] if secured else None,
+        dependencies={"runtime": Provide(_runtime, sync_to_thread=False)},
+        tags=["search and documents"],
+    )
+    probes = Router(
+        "/",
+        route_handlers=[healthz, readyz],
+        dependencies={"runtime": Provide(_runtime, sync_to_thread=False)},
+        tags=["probes"],
+    )
+    return [v1, probes]

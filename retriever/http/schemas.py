@@ -1,0 +1,235 @@
+"""Request and response bodies of the HTTP API, as `msgspec.Struct`s.
+
+The shape is checked when a body is decoded; the limits from the settings (MAX_K,
+MAX_QUERY_CHARS, ...) by the service. Both answer 422, and `refine_openapi` writes both
+into the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar.openapi.spec import Schema
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from ingest import IngestInputError, SourceDocument, iter_records
+from retriever.cli import result_json
+from retriever.errors import InputError, LimitExceeded
+from retriever.ingestion import IngestReport
+from retriever.query import DEFAULTS, SearchParams, SearchResult
+from retriever.settings import Settings
+
+__all__ = [
+    "AddDocuments",
+    "CollectionInfo",
+    "CollectionList",
+    "DocumentIn",
+    "Hit",
+    "IngestSummary",
+    "SearchRequest",
+    "SearchResponse",
+    "Status",
+    "Weights",
+    "check_storable",
+    "refine_openapi",
+]
+
+NonNegative = Annotated[float, Meta(ge=0, le=1e6)]
+
+
+class Weights(Struct, forbid_unknown_fields=True):
+    """Weights of the two legs in the fusion; at least one above 0."""
+
+    vector: NonNegative = DEFAULTS["weights"][0]
+    text: NonNegative = DEFAULTS["weights"][1]
+
+
+class SearchRequest(Struct, forbid_unknown_fields=True, kw_only=True):
+    """A search: `query` (text) or `like` (a stored document id), exactly one of them."""
+
+    query: str | UnsetType = UNSET
+    like: Annotated[str, Meta(min_length=1)] | UnsetType = UNSET
+    k: Annotated[int, Meta(ge=1, description="results to return (at most MAX_K)")] = 10
+    mode: Literal["hybrid", "vector", "text"] = "hybrid"
+    filter: dict[str, Any] | None = None
+    candidates: Annotated[int, Meta(ge=1, description="depth of each leg (at most MAX_CANDIDATES)")] = DEFAULTS[
+        "candidates"
+    ]
+    rrf_k: Annotated[int, Meta(ge=0, le=1_000_000)] = DEFAULTS["rrf_k"]
+    weights: Weights | None = None
+    collapse: bool = False
+
+    def params(self) -> SearchParams:
+        """The service's parameters, after the checks the shape alone cannot express."""
+        if (self.query is UNSET) == (self.like is UNSET):
+            raise InputError("give exactly one of `query` (text) or `like` (a document id)")
+        check_storable(self.text, "query")
+        check_storable(self.document_id, "like")
+        check_storable(self.filter, "filter")
+        weights = self.weights or Weights()
+        return SearchParams(
+            k=self.k,
+            mode=self.mode,
+            filter=self.filter,
+            candidates=self.candidates,
+            rrf_k=self.rrf_k,
+            weights=(weights.vector, weights.text),
+            collapse=self.collapse,
+        )
+
+    @property
+    def text(self) -> str | None:
+        return None if self.query is UNSET else self.query
+
+    @property
+    def document_id(self) -> str | None:
+        return None if self.like is UNSET else self.like
+
+
+class Hit(Struct):
+    """One ranked chunk; a rank is null when that leg did not return the chunk."""
+
+    id: str
+    document_id: str
+    content: str
+    metadata: dict[str, Any]
+    score: float
+    vector_rank: int | None
+    text_rank: int | None
+
+
+class SearchResponse(Struct):
+    """Ranked chunks, best first: the same JSON as `hybrid-rag search --json`."""
+
+    results: list[Hit]
+    took_ms: float
+
+    @classmethod
+    def of(cls, result: SearchResult) -> SearchResponse:
+        return msgspec.convert(result_json(result), cls)  # the CLI's --json shape, defined once
+
+
+class DocumentIn(Struct, forbid_unknown_fields=True):
+    """A document to ingest; without `id`, one is derived from the text (re-posting updates it)."""
+
+    text: Annotated[str, Meta(min_length=1)]
+    id: Annotated[str, Meta(min_length=1)] | None = None
+    title: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class AddDocuments(Struct, forbid_unknown_fields=True):
+    """Documents to chunk, embed and upsert (at most MAX_DOCUMENTS_PER_REQUEST)."""
+
+    documents: Annotated[list[DocumentIn], Meta(min_length=1)]
+
+    def source_documents(self, settings: Settings, source: str) -> list[SourceDocument]:
+        """Checked documents, ready for the ingest pipeline."""
+        if len(self.documents) > settings.max_documents_per_request:
+            raise LimitExceeded(
+                f"{len(self.documents)} documents in one request; the limit is {settings.max_documents_per_request}"
+            )
+        records = [msgspec.structs.asdict(document) for document in self.documents]
+        for position, record in enumerate(records):
+            check_storable(record, f"documents[{position}]")
+        try:
+            return list(iter_records(records, source))
+        except IngestInputError as exc:
+            raise InputError(str(exc)) from None
+
+
+class IngestSummary(Struct):
+    """What an ingest request did: unchanged documents cost neither embedding nor writes."""
+
+    document_ids: list[str]
+    new_documents: int
+    replaced_documents: int
+    unchanged_documents: int
+    new_chunks: int
+    unchanged_chunks: int
+    took_ms: float
+
+    @classmethod
+    def of(cls, documents: list[SourceDocument], report: IngestReport) -> IngestSummary:
+        return cls(
+            document_ids=[document.document_id for document in documents],
+            new_documents=report.new_documents,
+            replaced_documents=report.replaced_documents,
+            unchanged_documents=report.unchanged_documents,
+            new_chunks=report.new_chunks,
+            unchanged_chunks=report.unchanged_chunks,
+            took_ms=round(report.wall_s * 1000, 3),
+        )
+
+
+class CollectionInfo(Struct):
+    """One collection: its size and the embeddings it was built with."""
+
+    name: str
+    chunks: int
+    embedding_model: str
+    dimensions: int
+    text_config: str
+
+
+class CollectionList(Struct):
+    """The collections this key may see, by name."""
+
+    collections: list[CollectionInfo]
+
+
+class Status(Struct):
+    """A probe's answer."""
+
+    status: Literal["ok", "ready"]
+
+
+def refine_openapi(schemas: dict[str, Schema], settings: Settings) -> None:
+    """Say in the OpenAPI document what the server enforces beyond the types: this server's limits too."""
+    for struct in (SearchRequest, Weights, DocumentIn, AddDocuments):  # unknown fields are rejected
+        if struct.__name__ in schemas:
+            schemas[struct.__name__].additional_properties = False
+    search, add = schemas.get("SearchRequest"), schemas.get("AddDocuments")
+    if search is not None and search.properties:
+        search.one_of = [Schema(required=["query"]), Schema(required=["like"])]  # exactly one of them
+        _limit(search.properties["k"], maximum=settings.max_k)
+        _limit(search.properties["candidates"], maximum=settings.max_candidates)
+        _limit(search.properties["query"], max_length=settings.max_query_chars)
+    if add is not None and add.properties:
+        _limit(add.properties["documents"], max_items=settings.max_documents_per_request)
+
+
+def _limit(schema: object, **limits: int) -> None:
+    if isinstance(schema, Schema):
+        for name, value in limits.items():
+            setattr(schema, name, value)
+
+
+MAX_DEPTH = 32  # nesting of filters and metadata: deeper filters overflow the SQL composer's recursion
+
+
+def check_storable(value: object, where: str) -> None:
+    """Refuse what PostgreSQL cannot store or the service cannot compile: NUL characters,
+    non-finite numbers, nesting deeper than MAX_DEPTH."""
+    _check(value, where, where, 0)
+
+
+def _check(value: object, where: str, root: str, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise InputError(f"{root} nests deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InputError(f"{where} contains a NUL character")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InputError(f"{where} is not a finite number")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _check(key, where, root, depth + 1)
+            _check(item, f"{where}.{key}", root, depth + 1)
+    elif isinstance(value, list | tuple):
+        for position, item in enumerate(value):
+            _check(item, f"{where}[{position}]", root, depth + 1)
