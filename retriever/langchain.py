@@ -36,7 +36,8 @@ def hit_to_document(hit: Hit) -> Document:
 class HybridRetriever(BaseRetriever):
     """Hybrid (HNSW + BM25, RRF-fused) search over one collection, in one SQL statement.
 
-    Per call, `invoke(query, k=..., filter=..., mode=...)` overrides the defaults below.
+    Per call, `invoke(query, k=..., filter=..., mode=...)` overrides the defaults below;
+    `invoke("", like=DOCUMENT_ID)` ranks the collection against a stored document instead.
 
     Example:
         retriever = HybridRetriever(collection="docs", k=5)
@@ -95,26 +96,28 @@ class HybridRetriever(BaseRetriever):
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
+        like = kwargs.pop("like", None)
         params = self._params(kwargs)
         with map_errors(), self._sync_pool().connection() as conn:
-            result = search(conn, self._settings(), self.collection, query, params)
+            result = search(conn, self._settings(), self.collection, query, params, like=like)
         return [hit_to_document(hit) for hit in result.hits]
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
+        like = kwargs.pop("like", None)
         params = self._params(kwargs)
         settings = self._settings()
         with map_errors():
             if self.async_pool is not None:
                 async with self.async_pool.connection() as conn:
-                    result = await search_async(conn, settings, self.collection, query, params)
+                    result = await search_async(conn, settings, self.collection, query, params, like=like)
             else:
                 if not settings.database_read_urls:
                     open_primary(settings).close()
                 async with await psycopg.AsyncConnection.connect(read_dsns(settings)[0], autocommit=True) as conn:
                     await configure_async(conn)
-                    result = await search_async(conn, settings, self.collection, query, params)
+                    result = await search_async(conn, settings, self.collection, query, params, like=like)
         return [hit_to_document(hit) for hit in result.hits]
 
     def close(self) -> None:

@@ -7,7 +7,7 @@ import pytest
 from ingest import ChunkingConfig, SourceDocument
 from retriever.collections import get_collection
 from retriever.database import open_primary
-from retriever.errors import EmbeddingMismatch
+from retriever.errors import DocumentNotFound, EmbeddingMismatch
 from retriever.fusion import rrf_fuse
 from retriever.query import SearchParams
 from retriever.service import ingest_source_documents, search
@@ -101,3 +101,13 @@ def test_collection_refuses_other_embeddings(settings, collection_name, fake_mod
     ingest_source_documents(settings, collection_name, corpus(4), ChunkingConfig(), model=fake_model)
     with open_primary(settings) as conn, pytest.raises(EmbeddingMismatch, match="test:hash-32"):
         search(conn, settings, collection_name, "coffee", SearchParams(), model=local_model)
+
+
+def test_like_ranks_against_a_stored_document_and_leaves_it_out(settings, collection_name, fake_model):
+    ingest_source_documents(settings, collection_name, corpus(), ChunkingConfig(), model=fake_model)
+    with open_primary(settings) as conn:
+        hits = search(conn, settings, collection_name, None, SearchParams(k=5), like="doc-3", model=fake_model).hits
+        assert hits and "doc-3" not in {h.document_id for h in hits}
+        assert all(h.vector_rank is not None or h.text_rank is not None for h in hits)
+        with pytest.raises(DocumentNotFound):
+            search(conn, settings, collection_name, None, SearchParams(), like="no-such-doc", model=fake_model)
