@@ -146,7 +146,12 @@ def _table(result: SearchResult) -> str:
 @click.option("--filter", "filter_json", help='Metadata filter, e.g. \'{"year": {"$gte": 2023}}\'.')
 @click.option("--candidates", default=DEFAULTS["candidates"], show_default=True, help="Depth of each leg.")
 @click.option("--rrf-k", default=DEFAULTS["rrf_k"], show_default=True, help="RRF constant.")
-@click.option("--weights", default="1,1", show_default=True, help="Vector,text weights of the fusion.")
+@click.option(
+    "--weights",
+    default=",".join(f"{w:g}" for w in DEFAULTS["weights"]),
+    show_default=True,
+    help="Vector,text weights of the fusion.",
+)
 @click.option("--collapse", is_flag=True, help="Best chunk per document only.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @database_option
