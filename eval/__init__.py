@@ -12,18 +12,30 @@ from eval.report import (
     write_results,
     write_trec_run,
 )
+from eval.runner import EVAL_MODES, EvalParams, default_collection_name, embed_queries, run_eval
+from eval.sweep import SweepGrid, fuse_run, run_legs, run_sweep, sweep_table
 
 __all__ = [
+    "EVAL_MODES",
     "METRICS",
     "BeirDataset",
     "Bm25Baseline",
     "DatasetError",
+    "EvalParams",
+    "SweepGrid",
     "chunks_to_documents",
     "console_table",
+    "default_collection_name",
+    "embed_queries",
+    "fuse_run",
     "iter_corpus",
     "load_beir",
     "per_query",
+    "run_eval",
+    "run_legs",
+    "run_sweep",
     "score_run",
+    "sweep_table",
     "validate_results",
     "write_chart",
     "write_markdown",

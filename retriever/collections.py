@@ -24,11 +24,13 @@ __all__ = [
     "check_embeddings",
     "create_collection",
     "drop_collection",
+    "ensure_index",
     "ensure_indexes",
     "get_collection",
     "get_collection_async",
     "list_collections",
     "list_collections_async",
+    "missing_indexes",
     "validate_name",
 ]
 
@@ -143,14 +145,14 @@ CREATE TABLE {documents} (
     updated_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE TABLE {postings} (
-    term       text NOT NULL,
+    term       text COLLATE "C" NOT NULL,  -- equality only: byte order sorts and builds faster
     chunk_key  bigint NOT NULL,
     tf         integer NOT NULL,
     length     integer NOT NULL,
     PRIMARY KEY (term, chunk_key) INCLUDE (tf, length)
 );
 CREATE TABLE {terms} (
-    term  text PRIMARY KEY,
+    term  text COLLATE "C" PRIMARY KEY,
     df    integer NOT NULL
 );
 """
@@ -203,6 +205,48 @@ def drop_collection(conn: psycopg.Connection, name: str) -> None:
         cur.execute("DELETE FROM hybrid_rag.collections WHERE name = %s", (name,))
 
 
+_INDEXES = {
+    "embedding_hnsw": "CREATE INDEX IF NOT EXISTS {index} ON {chunks} "
+    "USING hnsw (embedding vector_cosine_ops) WITH (m = {m}, ef_construction = {ef})",
+    "tsv_gin": "CREATE INDEX IF NOT EXISTS {index} ON {chunks} USING gin (tsv)",
+}
+
+
+def ensure_index(
+    conn: psycopg.Connection,
+    collection: Collection,
+    kind: str,
+    *,
+    rows: int | None = None,
+    hnsw_m: int = 16,
+    ef_construction: int = 64,
+) -> None:
+    """Build one search index (`embedding_hnsw` or `tsv_gin`) if it is missing."""
+    rows = collection.chunk_count if rows is None else rows
+    # HNSW builds in memory when the graph fits: ~ rows × dims × 4 B × 2, within [64 MB, 2 GB].
+    work_mb = max(64, min(2048, rows * collection.dimensions * 8 // 1_000_000 + 64))
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}").format(sql.Literal(f"{work_mb}MB")))
+        cur.execute("SET LOCAL max_parallel_maintenance_workers = 2")
+        cur.execute(
+            sql.SQL(_INDEXES[kind]).format(
+                index=collection.index(kind),
+                chunks=collection.table(),
+                m=sql.Literal(hnsw_m),
+                ef=sql.Literal(ef_construction),
+            )
+        )
+
+
+def missing_indexes(conn: psycopg.Connection, collection: Collection) -> list[str]:
+    """The search indexes (`embedding_hnsw`, `tsv_gin`) the collection lacks."""
+    names = {f"{collection.name}_{kind}": kind for kind in _INDEXES}
+    found = conn.execute(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND indexname = ANY(%s)", (SCHEMA, list(names))
+    ).fetchall()
+    return [kind for name, kind in names.items() if (name,) not in found]
+
+
 def ensure_indexes(
     conn: psycopg.Connection, collection: Collection, *, hnsw_m: int = 16, ef_construction: int = 64
 ) -> bool:
@@ -210,32 +254,7 @@ def ensure_indexes(
 
     Returns True when an index was built, so callers know to ANALYZE.
     """
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT count(*) FROM pg_indexes WHERE schemaname = %s AND indexname = ANY(%s)",
-            (SCHEMA, [f"{collection.name}_embedding_hnsw", f"{collection.name}_tsv_gin"]),
-        )
-        if cur.fetchone()[0] == 2:  # type: ignore[index]
-            return False
-        # HNSW builds in memory when the graph fits: ~ rows × dims × 4 B × 2, within [64 MB, 2 GB].
-        graph_mb = max(64, min(2048, collection.chunk_count * collection.dimensions * 8 // 1_000_000 + 64))
-        with conn.transaction():
-            cur.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}").format(sql.Literal(f"{graph_mb}MB")))
-            cur.execute("SET LOCAL max_parallel_maintenance_workers = 2")
-            cur.execute(
-                sql.SQL(
-                    "CREATE INDEX IF NOT EXISTS {index} ON {chunks} USING hnsw (embedding vector_cosine_ops) "
-                    "WITH (m = {m}, ef_construction = {ef})"
-                ).format(
-                    index=collection.index("embedding_hnsw"),
-                    chunks=collection.table(),
-                    m=sql.Literal(hnsw_m),
-                    ef=sql.Literal(ef_construction),
-                )
-            )
-            cur.execute(
-                sql.SQL("CREATE INDEX IF NOT EXISTS {index} ON {chunks} USING gin (tsv)").format(
-                    index=collection.index("tsv_gin"), chunks=collection.table()
-                )
-            )
-    return True
+    missing = missing_indexes(conn, collection)
+    for kind in missing:
+        ensure_index(conn, collection, kind, hnsw_m=hnsw_m, ef_construction=ef_construction)
+    return bool(missing)

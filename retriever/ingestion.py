@@ -1,29 +1,27 @@
 """The ingest pipeline: documents → chunks → (skip unchanged) → embeddings → bulk writes.
 
-Embedding batch i+1 overlaps with writing batch i (a single writer thread with its own
-connection), so the database work hides behind the model.
+Embedding the next batch overlaps with writing the previous ones (`BatchWriter` writes
+in background threads on their own connections), so the database hides behind the model.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import psycopg
-from psycopg import sql
 from tqdm import tqdm
 
 from ingest import ChunkingConfig, SkippedSource, SourceDocument, document_hash, split_document
-from retriever.collections import Collection, ensure_indexes, get_collection
+from retriever.collections import Collection
 from retriever.embeddings import EmbeddingModel
-from retriever.writer import PreparedDocument, existing_hashes, write_documents
+from retriever.loader import BatchWriter
+from retriever.writer import PreparedDocument, existing_hashes
 
 __all__ = ["IngestReport", "ingest_documents"]
 
-# Above this many new chunks, index builds after the load beat incremental inserts.
-BULK_THRESHOLD = 1000
 
 
 @dataclass
@@ -79,14 +77,6 @@ def _batches(
         yield batch
 
 
-def _drop_search_indexes(conn: psycopg.Connection, collection: Collection) -> None:
-    with conn.cursor() as cur:
-        for suffix in ("embedding_hnsw", "tsv_gin"):
-            cur.execute(
-                sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier("hybrid_rag", f"{collection.name}_{suffix}"))
-            )
-
-
 def ingest_documents(
     connect: Callable[[], psycopg.Connection],
     collection: Collection,
@@ -100,48 +90,37 @@ def ingest_documents(
     """Chunk, embed and write documents; unchanged ones (same hash) cost neither model nor writes."""
     report = IngestReport()
     started = time.perf_counter()
-    with connect() as reader, connect() as writer, ThreadPoolExecutor(1, thread_name_prefix="writer") as pool:
-        bulk = collection.chunk_count == 0
-        if bulk:  # empty collection: build the search indexes once, after the load
-            _drop_search_indexes(writer, collection)
-        pending: Future[float] | None = None
-
-        def write(batch: list[PreparedDocument], vectors: object) -> float:
-            begin = time.perf_counter()
-            write_documents(writer, collection, batch, vectors)  # type: ignore[arg-type]
-            return time.perf_counter() - begin
-
-        bar = tqdm(unit=" docs", disable=not progress, desc=collection.name)
-        for batch in _batches(documents, chunking, batch_chunks):
-            stored = existing_hashes(reader, collection, [d.document_id for d in batch])
-            changed = [d for d in batch if stored.get(d.document_id) != d.hash]
-            for document in batch:
-                if document.document_id not in stored:
-                    report.new_documents += 1
-                elif stored[document.document_id] != document.hash:
-                    report.replaced_documents += 1
-                else:
-                    report.unchanged_documents += 1
-                    report.unchanged_chunks += len(document.chunks)
-            bar.update(len(batch))
-            if not changed:
-                continue
-            begin = time.perf_counter()
-            vectors = model.embed_documents([c.content for d in changed for c in d.chunks])
-            report.embed_s += time.perf_counter() - begin
-            if pending is not None:
-                report.write_s += pending.result()
-            pending = pool.submit(write, changed, vectors)
-            report.new_chunks += len(vectors)
-            bar.set_postfix(new_chunks=report.new_chunks)
-        if pending is not None:
-            report.write_s += pending.result()
-        bar.close()
-        fresh = get_collection(writer, collection.name)
-        built = ensure_indexes(writer, fresh)
-        if built or report.new_chunks >= BULK_THRESHOLD:
-            with writer.cursor() as cur:
-                for suffix in ("", "postings", "terms", "documents"):
-                    cur.execute(sql.SQL("ANALYZE {}").format(fresh.table(suffix)))
+    with connect() as reader, BatchWriter(connect, collection) as writer:
+        try:
+            bar = tqdm(unit=" docs", disable=not progress, desc=collection.name)
+            for batch in _batches(documents, chunking, batch_chunks):
+                stored = existing_hashes(reader, collection, [d.document_id for d in batch])
+                changed = [d for d in batch if stored.get(d.document_id) != d.hash]
+                for document in batch:
+                    if document.document_id not in stored:
+                        report.new_documents += 1
+                    elif stored[document.document_id] != document.hash:
+                        report.replaced_documents += 1
+                    else:
+                        report.unchanged_documents += 1
+                        report.unchanged_chunks += len(document.chunks)
+                bar.update(len(batch))
+                if not changed:
+                    continue
+                begin = time.perf_counter()
+                vectors = model.embed_documents([c.content for d in changed for c in d.chunks])
+                report.embed_s += time.perf_counter() - begin
+                writer.submit(changed, vectors, replacing=any(d.document_id in stored for d in changed))
+                report.new_chunks += len(vectors)
+                bar.set_postfix(new_chunks=report.new_chunks)
+            bar.close()
+        except BaseException:
+            # Whole batches are already committed: still count their terms and build the
+            # indexes, so a failed run leaves a searchable collection (a rerun adds the rest).
+            with contextlib.suppress(Exception):
+                writer.finish()
+            raise
+        writer.finish()
+        report.write_s = writer.write_s
     report.wall_s = time.perf_counter() - started
     return report

@@ -18,9 +18,17 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from ingest import Chunk
-from retriever.collections import Collection
+from retriever.collections import SCHEMA, Collection
 
-__all__ = ["PreparedDocument", "delete_documents", "existing_hashes", "write_documents"]
+__all__ = [
+    "PreparedDocument",
+    "begin_bulk",
+    "bulk_pending",
+    "delete_documents",
+    "existing_hashes",
+    "finish_bulk",
+    "write_documents",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +40,10 @@ class PreparedDocument:
     chunks: list[Chunk]
 
 
+# Writers of one collection serialise on this lock; bulk-load batches share it (they only add
+# new documents and leave term statistics to `finish_bulk`, which takes it exclusively).
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('hybrid_rag.write:' || %(collection)s))"
+_SHARED_LOCK = "SELECT pg_advisory_xact_lock_shared(hashtext('hybrid_rag.write:' || %(collection)s))"
 
 _DELETE = """
 WITH gone AS (
@@ -75,6 +86,30 @@ WITH fresh AS (
 SELECT coalesce(sum(length), 0) FROM lengths
 """
 
+# Bulk mode: the postings' primary key is dropped while loading and document frequencies
+# are counted once at the end, so a batch only appends rows.
+_POSTINGS_BULK = """
+INSERT INTO {postings} (term, chunk_key, tf, length)
+SELECT u.lexeme, c.key, cardinality(u.positions), l.length
+FROM {chunks} c
+CROSS JOIN LATERAL (SELECT sum(cardinality(positions))::integer AS length FROM unnest(c.tsv)) l
+CROSS JOIN unnest(c.tsv) AS u
+WHERE c.document_id = ANY(%(document_ids)s)
+"""
+
+_FINISH_BULK = (
+    "TRUNCATE {terms}",
+    "INSERT INTO {terms} (term, df) SELECT term, count(*) FROM {postings} GROUP BY term",
+    """
+    UPDATE hybrid_rag.collections
+    SET chunk_count = (SELECT count(*) FROM {chunks}),
+        total_length = (
+            SELECT coalesce(sum(length), 0) FROM (SELECT min(length) AS length FROM {postings} GROUP BY chunk_key) l
+        )
+    WHERE name = %(collection)s
+    """,
+)
+
 _DOCUMENTS = """
 INSERT INTO {documents} (document_id, hash, chunk_count)
 SELECT * FROM unnest(%(document_ids)s::text[], %(hashes)s::text[], %(counts)s::integer[])
@@ -115,19 +150,27 @@ def _remove(cur: psycopg.Cursor, collection: Collection, document_ids: list[str]
 
 
 def write_documents(
-    conn: psycopg.Connection, collection: Collection, documents: Sequence[PreparedDocument], embeddings: np.ndarray
+    conn: psycopg.Connection,
+    collection: Collection,
+    documents: Sequence[PreparedDocument],
+    embeddings: np.ndarray,
+    *,
+    bulk: bool = False,
+    replacing: bool = True,
 ) -> int:
     """Replace these documents' chunks with the given ones, atomically; returns chunks written.
 
-    `embeddings` has one row per chunk, in document then chunk order.
+    `embeddings` has one row per chunk, in document then chunk order. `replacing=False`
+    promises that none of the documents is stored yet (no old chunks to delete); `bulk`
+    appends postings only, for a load between `begin_bulk` and `finish_bulk`.
     """
     chunks = [chunk for document in documents for chunk in document.chunks]
     if len(chunks) != len(embeddings):
         raise ValueError(f"{len(chunks)} chunks but {len(embeddings)} embeddings")
     document_ids = [document.document_id for document in documents]
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute(_LOCK, {"collection": collection.name})
-        removed_chunks, removed_length = _remove(cur, collection, document_ids)
+        cur.execute(_SHARED_LOCK if bulk else _LOCK, {"collection": collection.name})
+        removed_chunks, removed_length = _remove(cur, collection, document_ids) if replacing else (0, 0)
         with cur.copy(_format(_COPY, collection)) as copy:
             copy.set_types(["text", "text", "int4", "text", "jsonb", "text", "vector"])
             for chunk, vector in zip(chunks, embeddings, strict=True):
@@ -142,8 +185,11 @@ def write_documents(
                         vector,
                     )
                 )
-        cur.execute(_format(_POSTINGS, collection), {"document_ids": document_ids})
-        added_length = int(cur.fetchone()[0])  # type: ignore[index]
+        if bulk:
+            cur.execute(_format(_POSTINGS_BULK, collection), {"document_ids": document_ids})
+        else:
+            cur.execute(_format(_POSTINGS, collection), {"document_ids": document_ids})
+            added_length = int(cur.fetchone()[0])  # type: ignore[index]
         cur.execute(
             _format(_DOCUMENTS, collection),
             {
@@ -152,6 +198,8 @@ def write_documents(
                 "counts": [len(document.chunks) for document in documents],
             },
         )
+        if bulk:
+            return len(chunks)
         cur.execute(
             _STATS,
             {
@@ -173,3 +221,45 @@ def delete_documents(conn: psycopg.Connection, collection: Collection, document_
         deleted = cur.rowcount
         cur.execute(_STATS, {"chunks": -removed_chunks, "length": -removed_length, "collection": collection.name})
     return deleted
+
+
+def _postings_key(collection: Collection) -> str:
+    return f"{collection.name}__postings_pkey"
+
+
+def begin_bulk(conn: psycopg.Connection, collection: Collection) -> None:
+    """Before loading an empty collection: drop the indexes that are cheaper to build afterwards."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(_LOCK, {"collection": collection.name})
+        for index in ("embedding_hnsw", "tsv_gin"):
+            cur.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(SCHEMA, f"{collection.name}_{index}")))
+        cur.execute(
+            sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}").format(
+                collection.table("postings"), sql.Identifier(_postings_key(collection))
+            )
+        )
+
+
+def finish_bulk(conn: psycopg.Connection, collection: Collection) -> None:
+    """After a bulk load: rebuild the postings key, count document frequencies, set BM25 statistics.
+
+    Idempotent, and run by the next ingest too, so a load that crashed is finished by a rerun.
+    """
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(_LOCK, {"collection": collection.name})
+        cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        cur.execute("SELECT count(*) FROM pg_constraint WHERE conname = %s", (_postings_key(collection),))
+        if cur.fetchone()[0] == 0:  # type: ignore[index]
+            cur.execute(
+                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY (term, chunk_key) INCLUDE (tf, length)").format(
+                    collection.table("postings"), sql.Identifier(_postings_key(collection))
+                )
+            )
+        for statement in _FINISH_BULK:
+            cur.execute(_format(statement, collection), {"collection": collection.name})
+
+
+def bulk_pending(conn: psycopg.Connection, collection: Collection) -> bool:
+    """True when a bulk load began and did not finish (its postings key is missing)."""
+    row = conn.execute("SELECT count(*) FROM pg_constraint WHERE conname = %s", (_postings_key(collection),)).fetchone()
+    return row[0] == 0  # type: ignore[index]

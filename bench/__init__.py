@@ -1,0 +1,1 @@
+"""Reproducible benchmarks of hybrid-rag against langchain-postgres: `hybrid-rag bench ...`."""

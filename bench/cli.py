@@ -1,0 +1,103 @@
+"""`hybrid-rag bench`: reproducible benchmarks against langchain-postgres."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bench._data import corpus_file
+from bench.ingest import ingest_table, run_ingest_bench
+from bench.query import query_table, run_query_bench
+from eval import DatasetError
+from retriever.cli import CliError, cli_errors, database_option, settings_from
+from retriever.embeddings import get_embedding_model
+
+__all__ = ["bench"]
+
+dataset_argument = click.argument(
+    "dataset_dir", type=click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Path)
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+out_option = click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the JSON results to this file."
+)
+
+
+def _emit(results: dict[str, Any], table: str, as_json: bool, out: Path | None) -> None:
+    text = json.dumps(results, indent=2)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
+    click.echo(text if as_json else table)
+
+
+@click.group("bench")
+def bench() -> None:
+    """Benchmarks against langchain-postgres on a BEIR collection (embedded Postgres unless DATABASE_URL).
+
+    Embeddings are computed once with the configured model (EMBEDDINGS) and cached
+    in HYBRID_RAG_HOME/cache; the timings never include the model.
+    """
+
+
+@bench.command("ingest")
+@dataset_argument
+@click.option("--rows", type=click.IntRange(min=1), help="Load only the first N chunks (whole documents).")
+@click.option("--repeat", default=1, show_default=True, type=click.IntRange(min=1), help="Rounds; the median counts.")
+@json_option
+@out_option
+@database_option
+@cli_errors
+def ingest_command(
+    dataset_dir: Path, rows: int | None, repeat: int, as_json: bool, out: Path | None, database_url: str | None
+) -> None:
+    """Rows/s of our bulk writer vs PGVectorStore.aadd_embeddings, same embeddings, same final state.
+
+    Both end with the same rows, tsvector, GIN and HNSW indexes (ours also with BM25
+    postings), timed end to end in fresh tables that are dropped afterwards. Also
+    prints the local embedding model's throughput.
+
+    \b
+    Example:
+        HYBRID_RAG_HOME=/tmp/hr-bench hybrid-rag bench ingest ../shared/datasets/scifact
+        hybrid-rag bench ingest ../shared/datasets/scifact --repeat 3 --json
+    """
+    settings = settings_from(database_url)
+    try:
+        path = corpus_file(dataset_dir)
+    except DatasetError as exc:
+        raise CliError(str(exc)) from None
+    results = run_ingest_bench(settings, path, get_embedding_model(settings), rows=rows, repeat=repeat)
+    _emit(results, ingest_table(results), as_json, out)
+
+
+@bench.command("query")
+@dataset_argument
+@click.option("--split", default="test", show_default=True, help="Which qrels/<split>.tsv judges the queries.")
+@click.option("--fresh", is_flag=True, help="Rebuild the benchmark collection and table even if present.")
+@json_option
+@out_option
+@database_option
+@cli_errors
+def query_command(
+    dataset_dir: Path, split: str, fresh: bool, as_json: bool, out: Path | None, database_url: str | None
+) -> None:
+    """nDCG@10 and p50/p95 database time: our hybrid/vector/text vs langchain-postgres hybrid.
+
+    Same rows, same precomputed embeddings, 100 candidates per leg; langchain-postgres
+    runs RRF at hnsw.ef_search 40 and 100. The collection and table are kept for reuse.
+
+    \b
+    Example:
+        HYBRID_RAG_HOME=/tmp/hr-bench hybrid-rag bench query ../shared/datasets/scifact
+        hybrid-rag bench query ../shared/datasets/scifact --json --out results/query.json
+    """
+    settings = settings_from(database_url)
+    try:
+        results = run_query_bench(settings, dataset_dir, get_embedding_model(settings), split=split, fresh=fresh)
+    except DatasetError as exc:
+        raise CliError(str(exc)) from None
+    _emit(results, query_table(results), as_json, out)

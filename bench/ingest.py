@@ -1,0 +1,146 @@
+"""`bench ingest`: our bulk writer vs `PGVectorStore.aadd_embeddings`, same embeddings, same final state.
+
+Each round loads the same chunks and precomputed embeddings into a fresh collection
+(ours) and a fresh PGVectorStore table, times each end to end (indexes and ANALYZE
+included), checks that both hold the same rows, tsvectors, embeddings, GIN and HNSW
+indexes, and drops them. Rounds alternate which store goes first; the median counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import uuid
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bench._data import PrecomputedEmbeddings, cached_embeddings, embedding_throughput, load_corpus
+from bench._stores import (
+    checkpoint,
+    drop_ours,
+    drop_pgvectorstore,
+    final_state,
+    load_ours,
+    load_pgvectorstore,
+)
+from retriever.database import primary_dsn
+from retriever.embeddings import EmbeddingModel
+from retriever.settings import Settings
+
+__all__ = ["run_ingest_bench"]
+
+
+def run_ingest_bench(
+    settings: Settings,
+    corpus_path: Path,
+    model: EmbeddingModel,
+    *,
+    rows: int | None = None,
+    repeat: int = 1,
+    embed_sample: int = 256,
+) -> dict[str, Any]:
+    """Run the ingest benchmark and return its JSON-ready results."""
+    corpus = load_corpus(corpus_path, rows=rows)
+    texts = corpus.texts
+    if not texts:
+        raise click.ClickException(f"{corpus_path} holds no documents")
+    vectors = cached_embeddings(settings, model, texts)
+    embeddings = PrecomputedEmbeddings(texts, vectors)
+    dsn = primary_dsn(settings)
+    runs: list[dict[str, Any]] = []
+    state: dict[str, Any] | None = None
+    for round_ in range(repeat):
+        tag = uuid.uuid4().hex[:10]
+        collection, table = f"bench_ingest_{tag}", f"bench_pgvs_{tag}"
+        try:
+            timings: dict[str, dict[str, float]] = {}
+            order = ("ours", "pgvectorstore") if round_ % 2 == 0 else ("pgvectorstore", "ours")
+            for which in order:
+                click.echo(f"round {round_ + 1}/{repeat}: loading {len(texts)} rows with {which}", err=True)
+                checkpoint(settings)
+                if which == "ours":
+                    timings[which] = load_ours(settings, collection, corpus, vectors, model.name)
+                else:
+                    timings[which] = asyncio.run(load_pgvectorstore(dsn, table, corpus, vectors, embeddings))
+            if state is None:
+                state = final_state(settings, collection, table)
+                if not state["same"]:
+                    raise click.ClickException(f"the two stores differ after loading: {state}")
+            runs.append(timings)
+        finally:
+            drop_ours(settings, collection)
+            drop_pgvectorstore(settings, table)
+    click.echo(f"measuring {model.name} on {min(embed_sample, len(texts))} chunks", err=True)
+    throughput = embedding_throughput(model, texts, sample=embed_sample)
+    return _results(
+        corpus_path, len(corpus.documents), len(texts), int(vectors.shape[1]), model, runs, state, throughput
+    )
+
+
+def _summary(runs: list[dict[str, dict[str, float]]], which: str, rows: int) -> dict[str, Any]:
+    totals = [run[which]["total"] for run in runs]
+    seconds = statistics.median(totals)
+    phases = {name: statistics.median(run[which][name] for run in runs) for name in runs[0][which]}
+    return {"seconds": seconds, "rows_per_s": rows / seconds, "phases_s": phases, "runs_s": totals}
+
+
+def _results(
+    corpus_path: Path,
+    documents: int,
+    rows: int,
+    dimensions: int,
+    model: EmbeddingModel,
+    runs: list[dict[str, dict[str, float]]],
+    state: dict[str, Any] | None,
+    throughput: float,
+) -> dict[str, Any]:
+    ours = _summary(runs, "ours", rows)
+    theirs = _summary(runs, "pgvectorstore", rows)
+    return {
+        "corpus": str(corpus_path),
+        "documents": documents,
+        "rows": rows,
+        "dimensions": dimensions,
+        "model": model.name,
+        "repeat": len(runs),
+        "ours_rows_per_s": ours["rows_per_s"],
+        "pgvectorstore_rows_per_s": theirs["rows_per_s"],
+        "ratio": ours["rows_per_s"] / theirs["rows_per_s"],
+        "ratio_per_round": [run["pgvectorstore"]["total"] / run["ours"]["total"] for run in runs],
+        "embed_chunks_per_s": throughput,
+        "ours": ours,
+        "pgvectorstore": theirs,
+        "same_final_state": bool(state and state["same"]),
+        "final_state": state,
+    }
+
+
+def ingest_table(results: dict[str, Any]) -> str:
+    """The results as a table people read, PGVectorStore as the anchor."""
+    anchor = results["pgvectorstore_rows_per_s"]
+    header = f"{'method':<58} {'seconds':>8} {'rows/s':>9} {'vs anchor':>10}"
+    lines = [
+        f"ingest: {results['rows']} rows ({results['documents']} documents, {results['dimensions']}-d "
+        f"{results['model']}), precomputed embeddings, median of {results['repeat']} run(s)",
+        header,
+        "-" * len(header),
+    ]
+    ours, theirs = results["ours"], results["pgvectorstore"]
+    for label, block in (
+        ("PGVectorStore.aadd_embeddings + GIN + HNSW (anchor)", theirs),
+        ("hybrid-rag write_documents (COPY + postings) + indexes", ours),
+    ):
+        lines.append(
+            f"{label:<58} {block['seconds']:>8.2f} {block['rows_per_s']:>9,.0f} {block['rows_per_s'] / anchor:>9.2f}×"
+        )
+    lines.append("")
+    lines.append("phases, seconds: ours " + _phases(ours) + "; PGVectorStore " + _phases(theirs))
+    lines.append(f"same final state (rows, tsvector, embeddings, GIN, HNSW): {results['same_final_state']}")
+    lines.append(f"local embedding model: {results['embed_chunks_per_s']:.1f} chunks/s")
+    return "\n".join(lines)
+
+
+def _phases(block: dict[str, Any]) -> str:
+    return ", ".join(f"{name} {value:.2f}" for name, value in block["phases_s"].items() if name != "total")

@@ -1,0 +1,131 @@
+"""Writes prepared batches in the background; an empty collection is bulk-loaded.
+
+A bulk load (the collection starts empty) drops the postings key and the search
+indexes, appends batches on two connections at once (`to_tsvector` is CPU-bound: use
+both cores), then rebuilds everything in one pass, the HNSW graph on one connection
+while the postings key, document frequencies and the GIN index build on another.
+Each batch is still its own transaction, so a crash leaves whole documents only,
+and the next ingest finishes an interrupted bulk load.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from retriever.collections import Collection, ensure_index, get_collection, missing_indexes
+from retriever.writer import PreparedDocument, begin_bulk, bulk_pending, finish_bulk, write_documents
+
+__all__ = ["BatchWriter"]
+
+
+class BatchWriter:
+    """Background writer of one ingest: `submit` batches, then `finish` (indexes, ANALYZE)."""
+
+    def __init__(
+        self,
+        connect: Callable[[], psycopg.Connection],
+        collection: Collection,
+        *,
+        workers: int = 2,
+        hnsw_m: int = 16,
+        ef_construction: int = 64,
+    ) -> None:
+        self._connect = connect
+        self.collection = collection
+        self.bulk = collection.chunk_count == 0
+        self._hnsw = {"hnsw_m": hnsw_m, "ef_construction": ef_construction}
+        if self.bulk:
+            with connect() as conn:
+                begin_bulk(conn, collection)
+        self._workers = workers if self.bulk else 1  # normal writes serialise on the collection anyway
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="writer")
+        self._pending: deque[Future[float]] = deque()
+        self._local = threading.local()
+        self._connections: list[psycopg.Connection] = []
+        self._lock = threading.Lock()
+        self.rows = 0
+        self.write_s = 0.0
+
+    def _connection(self) -> psycopg.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def _write(self, batch: Sequence[PreparedDocument], vectors: np.ndarray, replacing: bool) -> float:
+        start = time.perf_counter()
+        write_documents(self._connection(), self.collection, batch, vectors, bulk=self.bulk, replacing=replacing)
+        return time.perf_counter() - start
+
+    def submit(self, batch: Sequence[PreparedDocument], vectors: np.ndarray, *, replacing: bool = True) -> None:
+        """Queue one batch (its own transaction); blocks while `workers` batches are in flight."""
+        while len(self._pending) >= self._workers:
+            self.write_s += self._pending.popleft().result()
+        self._pending.append(self._pool.submit(self._write, list(batch), vectors, replacing))
+        self.rows += len(vectors)
+
+    def finish(self) -> dict[str, float]:
+        """Wait for the writes, then build what is missing and ANALYZE; returns seconds per phase.
+
+        A failed batch is re-raised only after the committed ones are finished.
+        """
+        phases: dict[str, float] = {}
+        start = time.perf_counter()
+        failures: list[BaseException] = []
+        while self._pending:  # every batch either committed whole or rolled back: finish what committed
+            try:
+                self.write_s += self._pending.popleft().result()
+            except Exception as exc:
+                failures.append(exc)
+        self._pool.shutdown()
+        phases["write"] = self.write_s  # summed over the writer threads
+        start = time.perf_counter()
+        with self._connect() as first, self._connect() as second:
+            collection = get_collection(first, self.collection.name)
+            finishing = self.bulk or bulk_pending(first, collection)
+            missing = missing_indexes(first, collection)
+            rows = collection.chunk_count + self.rows
+            with ThreadPoolExecutor(1, thread_name_prefix="hnsw") as side:
+                vector_index = (  # the slowest build runs beside the rest
+                    side.submit(ensure_index, second, collection, "embedding_hnsw", rows=rows, **self._hnsw)
+                    if "embedding_hnsw" in missing
+                    else None
+                )
+                if finishing:
+                    finish_bulk(first, collection)
+                if "tsv_gin" in missing:
+                    ensure_index(first, collection, "tsv_gin")
+                if vector_index is not None:
+                    vector_index.result()
+            phases["indexes"] = time.perf_counter() - start
+            if finishing or missing or self.rows >= 1000:
+                start = time.perf_counter()
+                for suffix in ("", "postings", "terms", "documents"):
+                    first.execute(sql.SQL("ANALYZE {}").format(collection.table(suffix)))
+                phases["analyze"] = time.perf_counter() - start
+        if failures:
+            raise failures[0]
+        return phases
+
+    def close(self) -> None:
+        """Close the writer connections (idempotent)."""
+        self._pool.shutdown(wait=True)
+        for conn in self._connections:
+            conn.close()
+        self._connections.clear()
+
+    def __enter__(self) -> BatchWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

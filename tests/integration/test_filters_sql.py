@@ -1,0 +1,104 @@
+"""Every filter operator selects exactly the matching chunks, inside both legs, in every mode."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from ingest import ChunkingConfig, SourceDocument
+from retriever.collections import drop_collection
+from retriever.database import open_primary
+from retriever.query import MODES, SearchParams
+from retriever.service import ingest_source_documents, search
+
+LANGS = ["en", "de", "fr"]
+
+
+def metadata(i: int) -> dict[str, Any]:
+    """Varied metadata: a string, a number, a string date, an optional key, one mistyped year."""
+    values: dict[str, Any] = {"lang": LANGS[i % 3], "year": 2010 + i, "day": f"2024-01-{i + 1:02d}"}
+    if i % 4 == 0:
+        values["author"] = f"author {i}"
+    if i == 5:
+        values["year"] = "2099"  # a string: range filters on numbers must not match it
+    return values
+
+
+DOCUMENTS = {f"f{i:02d}": metadata(i) for i in range(24)}
+
+# (filter, which documents' metadata must match); keys absent from a document match $ne and $nin.
+CASES: dict[str, tuple[dict[str, Any], Callable[[dict[str, Any]], bool]]] = {
+    "plain": ({"lang": "de"}, lambda m: m["lang"] == "de"),
+    "$eq": ({"lang": {"$eq": "fr"}}, lambda m: m["lang"] == "fr"),
+    "$ne": ({"lang": {"$ne": "en"}}, lambda m: m["lang"] != "en"),
+    "$ne absent key": ({"author": {"$ne": "author 0"}}, lambda m: m.get("author") != "author 0"),
+    "$in": ({"lang": {"$in": ["en", "fr"]}}, lambda m: m["lang"] in ("en", "fr")),
+    "$nin": ({"author": {"$nin": ["author 4", "author 8"]}}, lambda m: m.get("author") not in ("author 4", "author 8")),
+    "$gt": ({"year": {"$gt": 2025}}, lambda m: isinstance(m["year"], int) and m["year"] > 2025),
+    "$gte": ({"year": {"$gte": 2025}}, lambda m: isinstance(m["year"], int) and m["year"] >= 2025),
+    "$lt": ({"year": {"$lt": 2013}}, lambda m: isinstance(m["year"], int) and m["year"] < 2013),
+    "$lte": ({"year": {"$lte": 2013}}, lambda m: isinstance(m["year"], int) and m["year"] <= 2013),
+    "$gte on strings": ({"day": {"$gte": "2024-01-20"}}, lambda m: m["day"] >= "2024-01-20"),
+    "range": ({"year": {"$gte": 2012, "$lt": 2016}}, lambda m: isinstance(m["year"], int) and 2012 <= m["year"] < 2016),
+    "$exists true": ({"author": {"$exists": True}}, lambda m: "author" in m),
+    "$exists false": ({"author": {"$exists": False}}, lambda m: "author" not in m),
+    "$and": (
+        {"$and": [{"lang": "en"}, {"author": {"$exists": True}}]},
+        lambda m: m["lang"] == "en" and "author" in m,
+    ),
+    "$or": (
+        {"$or": [{"lang": "de"}, {"year": {"$lt": 2012}}]},
+        lambda m: m["lang"] == "de" or (isinstance(m["year"], int) and m["year"] < 2012),
+    ),
+    "keys and": ({"lang": "en", "year": {"$gt": 2015}}, lambda m: m["lang"] == "en" and m["year"] > 2015),
+    "no match": ({"lang": "xx"}, lambda m: False),
+    "empty object": ({}, lambda m: True),
+}
+
+
+@pytest.fixture(scope="module")
+def filtered_collection(settings, fake_model) -> Iterator[str]:
+    """24 one-chunk documents that all share the query's words, so only the filter decides."""
+    name = f"t_filters_{uuid.uuid4().hex[:8]}"
+    documents = [
+        SourceDocument(document_id, f"shared filter words, document {document_id}", None, "test", values)
+        for document_id, values in DOCUMENTS.items()
+    ]
+    ingest_source_documents(settings, name, documents, ChunkingConfig(), model=fake_model)
+    yield name
+    with open_primary(settings) as conn:
+        drop_collection(conn, name)
+
+
+def test_every_document_matches_the_query_without_a_filter(settings, fake_model, filtered_collection):
+    with open_primary(settings) as conn:
+        for mode in MODES:
+            params = SearchParams(k=100, mode=mode, candidates=100)
+            hits = search(conn, settings, filtered_collection, "shared filter words", params, model=fake_model).hits
+            assert {h.document_id for h in hits} == set(DOCUMENTS), mode
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("case", list(CASES))
+def test_filter_returns_exactly_the_matching_chunks(settings, fake_model, filtered_collection, case, mode):
+    spec, matches = CASES[case]
+    expected = {document_id for document_id, values in DOCUMENTS.items() if matches(values)}
+    with open_primary(settings) as conn:
+        params = SearchParams(k=100, mode=mode, filter=spec, candidates=100)
+        hits = search(conn, settings, filtered_collection, "shared filter words", params, model=fake_model).hits
+    assert {h.document_id for h in hits} == expected
+    assert len(hits) == len(expected)
+
+
+def test_filter_applies_inside_each_leg_so_hybrid_ranks_only_matching_chunks(settings, fake_model, filtered_collection):
+    spec = {"lang": "fr"}
+    expected = sum(1 for values in DOCUMENTS.values() if values["lang"] == "fr")
+    with open_primary(settings) as conn:
+        params = SearchParams(k=100, filter=spec, candidates=100)
+        hits = search(conn, settings, filtered_collection, "shared filter words", params, model=fake_model).hits
+    # ranks inside each leg count only matching chunks: 1..n without gaps
+    assert sorted(h.vector_rank for h in hits) == list(range(1, expected + 1))
+    assert sorted(h.text_rank for h in hits) == list(range(1, expected + 1))

@@ -1,0 +1,47 @@
+"""The names `retriever` exports: what users import, and nothing else."""
+
+from __future__ import annotations
+
+import retriever
+
+
+def test_public_names_are_pinned():
+    assert sorted(retriever.__all__) == sorted(
+        [
+            "CollectionNotFound",
+            "ConfigurationError",
+            "DatabaseUnavailable",
+            "DocumentNotFound",
+            "EmbeddingMismatch",
+            "Hit",
+            "HybridRagError",
+            "HybridRetriever",
+            "InputError",
+            "InvalidFilter",
+            "InvalidName",
+            "LimitExceeded",
+            "NotFound",
+            "SearchParams",
+            "SearchResult",
+            "Settings",
+            "get_settings",
+            "rrf_fuse",
+        ]
+    )
+    assert all(hasattr(retriever, name) for name in retriever.__all__)
+
+
+def test_hybrid_retriever_is_a_langchain_retriever():
+    from langchain_core.retrievers import BaseRetriever
+
+    from retriever import HybridRetriever
+
+    assert issubclass(HybridRetriever, BaseRetriever)
+    assert HybridRetriever(collection="docs", k=5).k == 5
+
+
+def test_every_error_derives_from_the_one_base():
+    exported = [getattr(retriever, name) for name in retriever.__all__]
+    errors = [item for item in exported if isinstance(item, type) and issubclass(item, Exception)]
+    assert len(errors) == 11
+    assert all(issubclass(error, retriever.HybridRagError) for error in errors)
