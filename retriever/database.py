@@ -11,7 +11,7 @@ from pgvector.psycopg import register_vector, register_vector_async
 from psycopg import errors as pg_errors
 
 from retriever.embedded import embedded_dsn
-from retriever.errors import DatabaseUnavailable, HybridRagError
+from retriever.errors import ConfigurationError, DatabaseUnavailable, HybridRagError
 from retriever.settings import Settings
 
 __all__ = [
@@ -64,7 +64,10 @@ async def configure_async(conn: psycopg.AsyncConnection) -> None:
 def connect(dsn: str, *, autocommit: bool = True, register: bool = True) -> psycopg.Connection:
     """Open one configured connection (autocommit: transactions are explicit blocks)."""
     with map_errors():
-        conn = psycopg.connect(dsn, autocommit=autocommit, connect_timeout=10)
+        try:
+            conn = psycopg.connect(dsn, autocommit=autocommit, connect_timeout=10)
+        except psycopg.ProgrammingError as exc:  # libpq could not parse the connection string
+            raise ConfigurationError(f"invalid database URL: {mask_dsn(str(exc).strip())}") from None
         if register:
             configure(conn)
         return conn

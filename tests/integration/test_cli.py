@@ -285,10 +285,6 @@ def test_unreachable_database_is_a_user_error_that_hides_the_password(command):
     assert "secret" not in result.output and "secret" not in line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: retriever/database.py map_errors lets psycopg.ProgrammingError (malformed DSN) escape as a traceback",
-)
 def test_malformed_database_url_is_a_user_error():
     result = run("collections", "--database-url", "not-a-dsn password=secret")
     assert_user_error(result)

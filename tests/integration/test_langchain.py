@@ -120,7 +120,9 @@ def test_documents_carry_the_chunk_id_metadata_and_retrieval_scores(retriever):
     assert top.metadata["document_id"] == "photosynthesis"
     retrieval = top.metadata["retrieval"]
     assert set(retrieval) == {"score", "vector_rank", "text_rank"}
-    assert retrieval == {"score": pytest.approx(2 / 61), "vector_rank": 1, "text_rank": 1}
+    # first in both legs: Σ w / (rrf_k + 1), with the retriever's fusion defaults
+    expected = sum(retriever.weights) / (retriever.rrf_k + 1)
+    assert retrieval == {"score": pytest.approx(expected), "vector_rank": 1, "text_rank": 1}
     scores = [doc.metadata["retrieval"]["score"] for doc in docs]
     assert scores == sorted(scores, reverse=True)
 
