@@ -71,6 +71,11 @@ class EmbeddingModel:
                     self._embeddings = self._embeddings()
         return self._embeddings
 
+    def load(self) -> EmbeddingModel:
+        """Load the model now (not inside a timed call); returns self."""
+        _ = self.embeddings
+        return self
+
     @property
     def dimensions(self) -> int:
         """Vector size, probed once (OpenAI models differ by name and options)."""

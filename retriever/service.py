@@ -147,7 +147,7 @@ def search(
     """
     params.validate(settings)
     if like is None and _needs_vector(params) and embedding is None:
-        model = model or get_embedding_model(settings)  # loaded once per process, outside took_ms
+        model = (model or get_embedding_model(settings)).load()  # once per process, outside took_ms
     start = time.perf_counter()
     terms: list[str] | None = None
     with map_errors():
@@ -193,7 +193,7 @@ async def search_async(
     """Async twin of `search`; the query embedding (unless given) runs in a worker thread."""
     params.validate(settings)
     if like is None and _needs_vector(params):
-        model = model or get_embedding_model(settings)  # loaded once per process, outside took_ms
+        model = (model or get_embedding_model(settings)).load()  # once per process, outside took_ms
     start = time.perf_counter()
     terms: list[str] | None = None
     with map_errors():

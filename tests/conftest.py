@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,9 +33,11 @@ def pytest_report_header() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+def settings() -> Iterator[Settings]:
     """Settings pointing at a session-wide embedded Postgres (or DATABASE_URL when set)."""
-    home = tmp_path_factory.mktemp("home")
+    # Outside pytest-of-<user>: pytest resets that folder to 0700 whenever another session starts,
+    # which would lock out the `pgserver` user the embedded Postgres runs as under root.
+    home = Path(tempfile.mkdtemp(prefix="hybrid-rag-tests-"))
     os.environ["HYBRID_RAG_HOME"] = str(home)
     get_settings.cache_clear()
     current = Settings.from_env()
@@ -40,6 +45,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     yield current
     if not current.database_url:
         stop_embedded(home)
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,13 +29,13 @@ def _as_postgres_user(args: list[str]) -> list[str]:
 
 
 @pytest.fixture
-def replica(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def replica(settings: Settings) -> Iterator[str]:
     """Start a streaming replica (pg_basebackup -R) on its own unix socket; yield its DSN."""
     if settings.database_url:
         pytest.skip("the replica test clones the embedded Postgres")
     open_primary(settings).close()  # schema and pgvector exist before the clone
     primary_socket = primary_dsn(settings).split("host=")[1]
-    folder = tmp_path_factory.mktemp("replica")
+    folder = Path(tempfile.mkdtemp(prefix="hybrid-rag-replica-"))  # reachable by the `pgserver` user
     folder.chmod(0o777)
     data = folder / "data"
     binaries = Path(pgserver.__file__).parent / "pginstall" / "bin"
@@ -83,6 +84,7 @@ def replica(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ite
             check=False,
             capture_output=True,
         )
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_search_served_by_the_replica_sees_new_documents(settings, collection_name, fake_model, replica):
