@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
 from collections.abc import Iterator
 
@@ -24,7 +25,6 @@ __all__ = [
     "open_reader",
     "primary_dsn",
     "read_dsns",
-    "server_supports_iterative_scan",
 ]
 
 _dsn_cache: dict[str, str] = {}
@@ -88,6 +88,7 @@ def map_errors() -> Iterator[None]:
 
 
 _migrated: set[str] = set()
+_reader_turn = itertools.count()
 
 
 def open_primary(settings: Settings) -> psycopg.Connection:
@@ -104,19 +105,9 @@ def open_primary(settings: Settings) -> psycopg.Connection:
     return conn
 
 
-def open_reader(settings: Settings, attempt: int = 0) -> psycopg.Connection:
-    """A connection for searches: a read replica when configured, else the primary."""
+def open_reader(settings: Settings) -> psycopg.Connection:
+    """A connection for searches: the read replicas in turn when configured, else the primary."""
     if not settings.database_read_urls:
         return open_primary(settings)
     dsns = settings.database_read_urls
-    return connect(dsns[attempt % len(dsns)])
-
-
-def server_supports_iterative_scan(conn: psycopg.Connection) -> bool:
-    """pgvector ≥ 0.8 can keep scanning HNSW until a filter yields enough rows."""
-    with map_errors(), conn.cursor() as cur:
-        cur.execute(
-            "SELECT string_to_array(extversion, '.')::int[] >= '{0,8}' FROM pg_extension WHERE extname = 'vector'"
-        )
-        row = cur.fetchone()
-    return bool(row and row[0])
+    return connect(dsns[next(_reader_turn) % len(dsns)])
