@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from bench._data import corpus_file
+from bench._data import corpus_file, load_corpus
 from bench.ingest import ingest_table, run_ingest_bench
 from bench.query import query_table, run_query_bench
 from eval import DatasetError
@@ -101,3 +101,91 @@ def query_command(
     except DatasetError as exc:
         raise CliError(str(exc)) from None
     _emit(results, query_table(results), as_json, out)
+
+
+def _sizes(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part.replace("_", "")) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: use comma-separated chunk counts, e.g. 10000,100000") from None
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter("sizes must be positive")
+    return sizes
+
+
+@bench.command("scale")
+@dataset_argument
+@click.option(
+    "--sizes", default="10000,100000,1000000", show_default=True, callback=_sizes, help="Collection sizes, in chunks."
+)
+@click.option("--split", default="test", show_default=True, help="Which qrels/<split>.tsv judges the queries.")
+@click.option("--fresh", is_flag=True, help="Rebuild the collections even if present.")
+@click.option("--drop", is_flag=True, help="Drop each collection after measuring it (they are kept for reuse).")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write the latency-vs-size PNG here.")
+@json_option
+@out_option
+@database_option
+@cli_errors
+def scale_command(
+    dataset_dir: Path,
+    sizes: tuple[int, ...],
+    split: str,
+    fresh: bool,
+    drop: bool,
+    plot: Path | None,
+    as_json: bool,
+    out: Path | None,
+    database_url: str | None,
+) -> None:
+    """Build time, sizes, latency, HNSW recall and bounded-BM25 error at growing sizes.
+
+    Each collection holds the real corpus plus synthetic chunks (sentences resampled
+    from a few real documents, vectors mixed from their embeddings plus noise: see
+    `bench/scale.py`), so the real queries still judge quality. Collections are kept
+    (about 7 GB at 1M chunks) and reused unless --fresh. On a 2-core machine the
+    three default sizes take about an hour, most of it building 1M.
+
+    \b
+    Example:
+        hybrid-rag bench scale ../shared/datasets/scifact --sizes 10000,100000 --plot docs/scale.png
+    """
+    from bench.scale import run_scale_bench, scale_table, write_plot
+
+    settings = settings_from(database_url)
+    try:
+        results = run_scale_bench(
+            settings, dataset_dir, get_embedding_model(settings), sizes=sizes, split=split, fresh=fresh, keep=not drop
+        )
+    except DatasetError as exc:
+        raise CliError(str(exc)) from None
+    if plot is not None:
+        write_plot(results, plot)
+    _emit(results, scale_table(results), as_json, out)
+
+
+@bench.command("embed")
+@dataset_argument
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(min=1), help="Interleaved rounds.")
+@click.option("--sample", default=256, show_default=True, type=click.IntRange(min=1), help="Chunks per round.")
+@json_option
+@out_option
+@cli_errors
+def embed_command(dataset_dir: Path, rounds: int, sample: int, as_json: bool, out: Path | None) -> None:
+    """Chunks/s of the packaged model, plain float32 vs int8 dynamic quantisation.
+
+    Same chunks (cut as `bench ingest` cuts them) for both, rounds alternating which
+    goes first; prints each round's ratio, the medians and the cosine between the two
+    models' vectors.
+
+    \b
+    Example:
+        hybrid-rag bench embed ../shared/datasets/scifact --rounds 5
+    """
+    from bench.embed import embed_table, run_embed_bench
+
+    try:
+        path = corpus_file(dataset_dir)
+    except DatasetError as exc:
+        raise CliError(str(exc)) from None
+    results = run_embed_bench(load_corpus(path).texts, rounds=rounds, sample=sample)
+    _emit(results, embed_table(results), as_json, out)

@@ -229,15 +229,17 @@ def collections_command(as_json: bool, database_url: str | None) -> None:
 
 @click.command("maintain")
 @click.option("--collection", "-c", "names", multiple=True, help="Collection(s) to maintain (default: all).")
-@click.option("--reindex", is_flag=True, help="Rebuild the HNSW and GIN indexes and the postings index.")
+@click.option("--reindex", is_flag=True, help="Rebuild the HNSW and GIN indexes and the posting blocks.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @database_option
 @cli_errors
 def maintain_command(names: tuple[str, ...], reindex: bool, as_json: bool, database_url: str | None) -> None:
     """VACUUM ANALYZE, drop unused terms, build missing indexes, report sizes.
 
-    Run it after large deletes or re-ingests; --reindex after heavy churn (deleted
-    rows degrade an HNSW graph). Sizes tell whether the HNSW index still fits in RAM.
+    Run it after large deletes or re-ingests: it also rebuilds the BM25 posting blocks
+    once over 10% of their postings belong to deleted chunks. --reindex after heavy
+    churn (deleted rows degrade an HNSW graph). Sizes tell whether the HNSW index
+    still fits in RAM.
 
     \b
     Example:
@@ -259,5 +261,6 @@ def maintain_command(names: tuple[str, ...], reindex: bool, as_json: bool, datab
         indexes = ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in entry["indexes"].items())
         click.echo(
             f"{entry['name']}: {entry['chunks']} chunks, {entry['documents']} documents, {entry['terms']} terms, "
+            f"{entry['postings']} postings ({entry['tombstones']} of deleted chunks), "
             f"{entry['total_bytes'] / 1e6:.1f} MB in all\n  indexes: {indexes}"
         )

@@ -3,8 +3,16 @@
 A collection `docs` owns, in schema `hybrid_rag`:
 - `docs`             the chunks (PGVectorStore-readable: id, content, embedding, metadata)
 - `docs__documents`  one row per source document: its hash, for idempotent re-ingest
-- `docs__postings`   (term, chunk) → tf and chunk length, derived from `tsv`: the BM25 leg
+- `docs__postings`   per term, blocks of ≤ 100 postings (chunk key, tf, chunk length), each
+                     block ordered by BM25 impact and indexed by its best impact: the BM25
+                     leg reads a term's best blocks first and can stop early
 - `docs__terms`      term → document frequency, kept current by every write
+
+- `docs__tombstones` the deleted chunks whose postings are still in the blocks
+
+Postings are append-only: a deleted chunk's postings stay behind (its document
+frequencies are decremented at once, its key is recorded as a tombstone that searches
+skip) until `hybrid-rag maintain` rebuilds the blocks.
 """
 
 from __future__ import annotations
@@ -20,9 +28,11 @@ from psycopg.rows import class_row
 from retriever.errors import CollectionNotFound, EmbeddingMismatch, InputError, InvalidName
 
 __all__ = [
+    "POSTINGS_BLOCK",
     "Collection",
     "check_embeddings",
     "create_collection",
+    "create_postings",
     "drop_collection",
     "ensure_index",
     "ensure_indexes",
@@ -33,6 +43,8 @@ __all__ = [
     "missing_indexes",
     "validate_name",
 ]
+
+POSTINGS_BLOCK = 100  # postings per block: a block row stays under 2 kB, inline and uncompressed
 
 SCHEMA = "hybrid_rag"
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
@@ -144,18 +156,40 @@ CREATE TABLE {documents} (
     chunk_count  integer NOT NULL,
     updated_at   timestamptz NOT NULL DEFAULT now()
 );
-CREATE TABLE {postings} (
-    term       text COLLATE "C" NOT NULL,  -- equality only: byte order sorts and builds faster
-    chunk_key  bigint NOT NULL,
-    tf         integer NOT NULL,
-    length     integer NOT NULL,
-    PRIMARY KEY (term, chunk_key) INCLUDE (tf, length)
-);
 CREATE TABLE {terms} (
     term  text COLLATE "C" PRIMARY KEY,
     df    integer NOT NULL
 );
 """
+
+
+_CREATE_POSTINGS = """
+CREATE TABLE {postings} (
+    term        text COLLATE "C" NOT NULL,  -- equality only: byte order sorts and builds faster
+    max_impact  real NOT NULL,              -- the block's best BM25 term weight (without idf)
+    chunk_keys  bigint[] NOT NULL,          -- ≤ POSTINGS_BLOCK postings, best impact first
+    tfs         integer[] NOT NULL,
+    lengths     integer[] NOT NULL          -- chunk lengths in lexemes
+);
+CREATE INDEX {order_index} ON {postings} (term, max_impact DESC);
+CREATE INDEX {tails_index} ON {postings} (term) WHERE cardinality(chunk_keys) < {block};
+CREATE TABLE {tombstones} (
+    key  bigint PRIMARY KEY  -- a deleted chunk whose postings are still in the blocks
+);
+"""
+
+
+def create_postings(cur: psycopg.Cursor, collection: Collection) -> None:
+    """Create the collection's (empty) postings and tombstones tables."""
+    cur.execute(
+        sql.SQL(_CREATE_POSTINGS).format(
+            postings=collection.table("postings"),
+            tombstones=collection.table("tombstones"),
+            order_index=collection.index("postings_order"),
+            tails_index=collection.index("postings_tails"),
+            block=sql.Literal(POSTINGS_BLOCK),
+        )
+    )
 
 
 def create_collection(
@@ -185,7 +219,6 @@ def create_collection(
             sql.SQL(_CREATE_TABLES).format(
                 chunks=created.table(),
                 documents=created.table("documents"),
-                postings=created.table("postings"),
                 terms=created.table("terms"),
                 dimensions=sql.Literal(int(dimensions)),
                 config=sql.Literal(text_config),
@@ -193,6 +226,7 @@ def create_collection(
                 metadata_index=created.index("metadata_gin"),
             )
         )
+        create_postings(cur, created)
     return created
 
 
@@ -200,7 +234,7 @@ def drop_collection(conn: psycopg.Connection, name: str) -> None:
     """Delete the collection and all its tables."""
     collection = get_collection(conn, name)
     with conn.transaction(), conn.cursor() as cur:
-        for suffix in ("", "documents", "postings", "terms"):
+        for suffix in ("", "documents", "postings", "terms", "tombstones"):
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(collection.table(suffix)))
         cur.execute("DELETE FROM hybrid_rag.collections WHERE name = %s", (name,))
 
@@ -223,8 +257,8 @@ def ensure_index(
 ) -> None:
     """Build one search index (`embedding_hnsw` or `tsv_gin`) if it is missing."""
     rows = collection.chunk_count if rows is None else rows
-    # HNSW builds in memory when the graph fits: ~ rows × dims × 4 B × 2, within [64 MB, 2 GB].
-    work_mb = max(64, min(2048, rows * collection.dimensions * 8 // 1_000_000 + 64))
+    # HNSW builds in memory when the graph fits: ~ rows × dims × 4 B × 2, within [64 MB, 4 GB].
+    work_mb = max(64, min(4096, rows * collection.dimensions * 8 // 1_000_000 + 64))
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}").format(sql.Literal(f"{work_mb}MB")))
         cur.execute("SET LOCAL max_parallel_maintenance_workers = 2")

@@ -1,9 +1,9 @@
 """Writes prepared batches in the background; an empty collection is bulk-loaded.
 
-A bulk load (the collection starts empty) drops the postings key and the search
-indexes, appends batches on two connections at once (`to_tsvector` is CPU-bound: use
-both cores), then rebuilds everything in one pass, the HNSW graph on one connection
-while the postings key, document frequencies and the GIN index build on another.
+A bulk load (the collection starts empty) drops the search indexes, appends chunks
+on two connections at once (`to_tsvector` is CPU-bound: use both cores), then builds
+everything else in one pass: the HNSW graph on one connection while the BM25 posting
+blocks, document frequencies and the GIN index build on another.
 Each batch is still its own transaction, so a crash leaves whole documents only,
 and the next ingest finishes an interrupted bulk load.
 """
@@ -110,7 +110,7 @@ class BatchWriter:
             phases["indexes"] = time.perf_counter() - start
             if finishing or missing or self.rows >= 1000:
                 start = time.perf_counter()
-                for suffix in ("", "postings", "terms", "documents"):
+                for suffix in ("", "postings", "terms", "documents", "tombstones"):
                     first.execute(sql.SQL("ANALYZE {}").format(collection.table(suffix)))
                 phases["analyze"] = time.perf_counter() - start
         if failures:

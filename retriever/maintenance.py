@@ -1,8 +1,9 @@
 """Operator chores: VACUUM ANALYZE, index rebuilds, term-statistics cleanup, size report.
 
 The production checklist of a pgvector deployment, built in: vacuum and analyze after
-bulk changes, rebuild HNSW after heavy churn (deleted tuples degrade the graph), and
-know how large each table and index is (HNSW wants to fit in RAM).
+bulk changes, rebuild HNSW after heavy churn (deleted tuples degrade the graph), rebuild
+the BM25 posting blocks once deleted chunks' tombstones pile up, and know how large each
+table and index is (HNSW wants to fit in RAM).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import psycopg
 from psycopg import sql
 
 from retriever.collections import SCHEMA, Collection, ensure_indexes
+from retriever.writer import rebuild_postings
 
-__all__ = ["CollectionStats", "collection_stats", "maintain_collection"]
+__all__ = ["REBUILD_TOMBSTONES", "CollectionStats", "collection_stats", "maintain_collection"]
 
-_SUFFIXES = ("", "documents", "postings", "terms")
+_SUFFIXES = ("", "documents", "postings", "terms", "tombstones")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,8 @@ class CollectionStats:
     chunks: int
     documents: int
     terms: int
+    postings: int  # stored, tombstones included
+    tombstones: int  # postings of deleted chunks, until the blocks are rebuilt
     tables: dict[str, dict[str, Any]]  # table → rows, dead rows, heap bytes
     indexes: dict[str, int]  # index → bytes
 
@@ -50,6 +54,17 @@ ORDER BY indexrelname
 """
 
 
+_POSTINGS_COUNT = """
+SELECT (SELECT coalesce(sum(cardinality(chunk_keys)), 0) FROM {postings}),
+       (SELECT coalesce(sum(df), 0) FROM {terms})
+"""
+REBUILD_TOMBSTONES = 0.1  # rebuild the posting blocks when this share of postings is dead
+
+
+def _tables(collection: Collection) -> dict[str, sql.Identifier]:
+    return {"postings": collection.table("postings"), "terms": collection.table("terms")}
+
+
 def _table_names(collection: Collection) -> list[str]:
     return [f"{collection.name}__{suffix}" if suffix else collection.name for suffix in _SUFFIXES]
 
@@ -67,21 +82,35 @@ def collection_stats(conn: psycopg.Connection, collection: Collection) -> Collec
     def count(suffix: str) -> int:
         return int(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(collection.table(suffix))).fetchone()[0])  # type: ignore[index]
 
-    return CollectionStats(collection.name, count(""), count("documents"), count("terms"), tables, indexes)
+    stored, live = conn.execute(sql.SQL(_POSTINGS_COUNT).format(**_tables(collection))).fetchone()  # type: ignore[misc]
+    return CollectionStats(
+        collection.name,
+        count(""),
+        count("documents"),
+        count("terms"),
+        int(stored),
+        int(stored - live),
+        tables,
+        indexes,
+    )
 
 
 def maintain_collection(conn: psycopg.Connection, collection: Collection, *, reindex: bool = False) -> CollectionStats:
-    """Drop unused terms, (re)build missing or requested indexes, VACUUM ANALYZE every table.
+    """Drop unused terms, rebuild posting blocks with many tombstones, (re)build missing or
+    requested indexes, VACUUM ANALYZE every table.
 
     Needs an autocommit connection: VACUUM cannot run inside a transaction.
     """
+    stored, live = conn.execute(sql.SQL(_POSTINGS_COUNT).format(**_tables(collection))).fetchone()  # type: ignore[misc]
+    if reindex or stored - live > REBUILD_TOMBSTONES * stored:
+        with conn.transaction(), conn.cursor() as cur:
+            rebuild_postings(cur, collection)  # blocks the writes and text searches of this collection meanwhile
     conn.execute(sql.SQL("DELETE FROM {} WHERE df <= 0").format(collection.table("terms")))
     if reindex:
         for index in ("embedding_hnsw", "tsv_gin"):
             conn.execute(
                 sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(SCHEMA, f"{collection.name}_{index}"))
             )
-        conn.execute(sql.SQL("REINDEX TABLE {}").format(collection.table("postings")))
     ensure_indexes(conn, collection)
     for suffix in _SUFFIXES:
         conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(collection.table(suffix)))

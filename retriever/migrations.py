@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import psycopg
+from psycopg import sql
 
 __all__ = ["MIGRATIONS", "migrate"]
 
@@ -32,7 +33,19 @@ def m001_initial(cur: psycopg.Cursor) -> None:
     )
 
 
-MIGRATIONS: tuple[Callable[[psycopg.Cursor], None], ...] = (m001_initial,)
+def m002_posting_blocks(cur: psycopg.Cursor) -> None:
+    """Postings move from one row per (term, chunk) to impact-ordered blocks: rebuild them."""
+    from retriever.collections import create_postings, list_collections
+    from retriever.writer import rebuild_postings
+
+    for collection in list_collections(cur.connection):
+        for suffix in ("postings", "tombstones"):
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(collection.table(suffix)))
+        create_postings(cur, collection)
+        rebuild_postings(cur, collection)
+
+
+MIGRATIONS: tuple[Callable[[psycopg.Cursor], None], ...] = (m001_initial, m002_posting_blocks)
 
 
 def migrate(conn: psycopg.Connection) -> list[str]:

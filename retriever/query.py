@@ -24,6 +24,10 @@ BM25_K1 = 1.2
 BM25_B = 0.75
 # Chosen by `hybrid-rag eval --sweep` on SciFact train (README "Quality"), never on test.
 DEFAULTS = {"candidates": 100, "rrf_k": 10, "weights": (0.7, 1.0)}
+# The BM25 leg's bounds (`hybrid-rag bench scale` measures what they cost against exact BM25):
+TEXT_BLOCKS = 10  # posting blocks read per query term, best impact first (10 × 100 postings)
+TEXT_RESCORE = 6  # at most this many × candidates chunks are rescored exactly from their `tsv`
+TEXT_EXACT_UP_TO = 20_000  # a query whose terms have this many postings in all reads them all: exact, and cheaper
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,7 @@ class SearchParams:
     weights: tuple[float, float] = DEFAULTS["weights"]  # (vector, text)
     collapse: bool = False  # best chunk per document only
     ef_search: int | None = None
+    exact_text: bool = False  # read every posting of every query term (benchmarks' reference)
 
     def validate(self, settings: Settings) -> SearchParams:
         """Reject values no search should run with; returns self for chaining."""
@@ -76,33 +81,110 @@ class SearchResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-# The statement reads top to bottom: corpus statistics, the query's terms with their IDF,
-# the BM25 leg over the postings table, the HNSW leg, then fusion and the final join.
+# The statement reads top to bottom: the HNSW leg, corpus statistics, the query's terms
+# with their IDF, the BM25 leg over the posting blocks, then fusion and the final join.
 # BM25 (Robertson & Zaragoza 2009): Σ_t idf(t) · tf·(k1+1) / (tf + k1·(1 − b + b·len/avgdl)),
 # idf(t) = ln(1 + (N − df + 0.5)/(df + 0.5)), over the same lexemes `to_tsvector` produces.
+#
+# When the query's terms have few postings in all, the BM25 leg reads them all: exact.
+# Otherwise it reads each term's best posting blocks (by impact; `blocks` × idf / 2 of
+# them, so rarer terms deeper: all of a rare term, the head of a frequent one) and sums
+# the exact BM25 contributions it finds. A term whose tail was cut leaves a bound: no
+# unread posting of it adds more than idf × the best impact of its first unread block.
+# Chunks that lack a cut term's contribution and could still reach the top `candidates`
+# with it are rescored exactly from their own `tsv`, best bound first, at most `rescore`
+# of them; so are, in a hybrid, the vector leg's chunks that the read missed but that
+# hold a cut term, since fusion weighs exactly their text ranks. Work grows with terms ×
+# blocks, not with the number of matching chunks. With `blocks` NULL every posting is
+# read: exact BM25, the benchmarks' reference.
 _TEXT_LEG = """
 stats AS (
     SELECT chunk_count::float8 AS n, greatest(total_length::float8 / greatest(chunk_count, 1), 1) AS avgdl
     FROM hybrid_rag.collections WHERE name = %(collection)s
 ),
 query_terms AS (
-    SELECT t.term, ln(1 + (s.n - t.df + 0.5) / (t.df + 0.5)) AS idf
-    FROM {terms} t CROSS JOIN stats s
-    WHERE t.term = ANY (
-        coalesce(%(terms)s::text[], tsvector_to_array(to_tsvector(%(text_config)s::regconfig, %(query)s)))
-    )
+    SELECT term, idf,
+           CASE WHEN sum(df) OVER () > %(exact_up_to)s
+                THEN ceil(%(blocks)s * greatest(idf, 1) / 2)::integer END AS depth
+    FROM (
+        SELECT t.term, t.df, ln(1 + (s.n - t.df + 0.5) / (t.df + 0.5)) AS idf
+        FROM {terms} t CROSS JOIN stats s
+        WHERE t.df > 0 AND t.term = ANY (
+            coalesce(%(terms)s::text[], tsvector_to_array(to_tsvector(%(text_config)s::regconfig, %(query)s)))
+        )
+    ) weighted
+),
+term_blocks AS (  -- one block more than is read, to tell whether a term's tail was cut
+    SELECT q.term, q.idf, q.depth, b.*,
+           coalesce(max(q.idf * b.max_impact) FILTER (WHERE b.nth > q.depth) OVER (PARTITION BY q.term), 0) AS bound
+    FROM query_terms q
+    CROSS JOIN LATERAL (
+        SELECT p.chunk_keys, p.tfs, p.lengths, p.max_impact, row_number() OVER (ORDER BY p.max_impact DESC) AS nth
+        FROM {postings} p
+        WHERE p.term = q.term
+        ORDER BY p.max_impact DESC
+        LIMIT q.depth + 1
+    ) b
+),
+cut_terms AS (
+    SELECT coalesce(sum(bound), 0) AS bound, array_agg(term) FILTER (WHERE bound > 0) AS terms
+    FROM term_blocks WHERE nth = 1
+),
+text_read AS (
+    SELECT p.key, max(p.length) AS length,
+           sum(b.idf * p.tf * (%(k1)s + 1) / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.length / s.avgdl))) AS partial,
+           (SELECT bound FROM cut_terms) - sum(b.bound) AS missing  -- bounds of the cut terms not found
+    FROM term_blocks b
+    CROSS JOIN stats s
+    CROSS JOIN LATERAL unnest(b.chunk_keys, b.tfs, b.lengths) AS p(key, tf, length)
+    {text_join}
+    WHERE {text_filter} AND b.nth <= coalesce(b.depth, b.nth)
+      AND NOT EXISTS (SELECT FROM {tombstones} d WHERE d.key = p.key)  -- postings of deleted chunks
+    GROUP BY p.key
+),
+text_threshold AS (  -- at least `candidates` chunks score this much: no other can enter the leg
+    SELECT coalesce(min(partial), 0) AS tau
+    FROM (SELECT partial FROM text_read ORDER BY partial DESC LIMIT %(candidates)s) top
+),
+text_unsure AS (
+    SELECT key, length FROM (
+        SELECT key, length FROM text_read
+        WHERE missing > 0 AND partial + missing >= (SELECT tau FROM text_threshold)
+        ORDER BY partial + missing DESC
+        LIMIT %(rescore)s
+    ) bounded
+    UNION ALL
+    SELECT c.key, l.length
+    FROM vector_leg v
+    JOIN {chunks} c ON c.key = v.key
+    CROSS JOIN LATERAL (SELECT sum(cardinality(positions)) AS length FROM unnest(c.tsv)) l
+    WHERE (SELECT terms FROM cut_terms) IS NOT NULL
+      AND v.key NOT IN (SELECT key FROM text_read)
+      AND length(ts_delete(c.tsv, (SELECT terms FROM cut_terms))) < length(c.tsv)  -- holds a cut term
+),
+text_rescored AS (
+    SELECT r.key,
+           sum(q.idf * cardinality(u.positions) * (%(k1)s + 1)
+               / (cardinality(u.positions) + %(k1)s * (1 - %(b)s + %(b)s * r.length / s.avgdl))) AS score
+    FROM text_unsure r
+    JOIN {chunks} c ON c.key = r.key
+    -- the query's lexemes only: marked with weight A (`to_tsvector` writes D), then filtered
+    CROSS JOIN LATERAL unnest(ts_filter(setweight(c.tsv, 'A', (SELECT array_agg(term) FROM query_terms)), '{{a}}')) AS u
+    JOIN query_terms q ON q.term = u.lexeme
+    CROSS JOIN stats s
+    GROUP BY r.key
 ),
 text_leg AS (
-    SELECT chunk_key AS key, row_number() OVER (ORDER BY score DESC, chunk_key) AS rank
+    SELECT key, row_number() OVER (ORDER BY score DESC, key) AS rank
     FROM (
-        SELECT p.chunk_key,
-               sum(q.idf * p.tf * (%(k1)s + 1) / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.length / s.avgdl))) AS score
-        FROM query_terms q
-        JOIN {postings} p ON p.term = q.term
-        CROSS JOIN stats s
-        {text_filter}
-        GROUP BY p.chunk_key
-        ORDER BY score DESC, p.chunk_key
+        SELECT key, max(score) AS score  -- an exact score is never below the partial one
+        FROM (
+            SELECT key, partial AS score FROM text_read WHERE partial >= (SELECT tau FROM text_threshold)
+            UNION ALL
+            SELECT key, score FROM text_rescored
+        ) found
+        GROUP BY key
+        ORDER BY score DESC, key
         LIMIT %(candidates)s
     ) scored
 )"""
@@ -159,29 +241,31 @@ def build_search(
     """
     filter_sql, filter_params = compile_filter(params.filter, sql.SQL("c.metadata"))
     chunks = collection.table()
-    legs = []
-    if params.mode in ("hybrid", "text"):
-        text_filter = (
-            sql.SQL(
-                "JOIN {chunks} c ON c.key = p.chunk_key "
-                "WHERE {filter} AND c.document_id IS DISTINCT FROM %(exclude_document)s::text"
-            ).format(chunks=chunks, filter=filter_sql)
-            if params.filter or exclude_document is not None
-            else sql.SQL("")
-        )
-        legs.append(
-            sql.SQL(_TEXT_LEG).format(
-                terms=collection.table("terms"), postings=collection.table("postings"), text_filter=text_filter
-            )
-        )
-    else:
-        legs.append(sql.SQL(_EMPTY_LEG).format(name=sql.Identifier("text_leg")))
+    legs = []  # the vector leg first: the text leg rescores its chunks
     if params.mode in ("hybrid", "vector"):
         if embedding is None:
             raise ValueError("vector and hybrid searches need the query embedding")
         legs.append(sql.SQL(_VECTOR_LEG).format(chunks=chunks, filter=filter_sql))
     else:
         legs.append(sql.SQL(_EMPTY_LEG).format(name=sql.Identifier("vector_leg")))
+    if params.mode in ("hybrid", "text"):
+        filtered = bool(params.filter) or exclude_document is not None
+        legs.append(
+            sql.SQL(_TEXT_LEG).format(
+                terms=collection.table("terms"),
+                postings=collection.table("postings"),
+                tombstones=collection.table("tombstones"),
+                chunks=chunks,
+                text_join=sql.SQL("JOIN {} c ON c.key = p.key").format(chunks) if filtered else sql.SQL(""),
+                text_filter=sql.SQL("{} AND c.document_id IS DISTINCT FROM %(exclude_document)s::text").format(
+                    filter_sql
+                )
+                if filtered
+                else sql.SQL("true"),
+            )
+        )
+    else:
+        legs.append(sql.SQL(_EMPTY_LEG).format(name=sql.Identifier("text_leg")))
     statement = sql.SQL("WITH") + sql.SQL(",").join(legs) + sql.SQL(",") + sql.SQL(_FUSE).format(chunks=chunks)
     values: dict[str, Any] = {
         "collection": collection.name,
@@ -193,6 +277,10 @@ def build_search(
         "k1": BM25_K1,
         "b": BM25_B,
         "candidates": params.candidates,
+        # a filter can reject every chunk of a bounded read: filtered searches read all postings
+        "blocks": None if params.exact_text or params.filter or exclude_document is not None else TEXT_BLOCKS,
+        "rescore": TEXT_RESCORE * params.candidates,
+        "exact_up_to": TEXT_EXACT_UP_TO,
         "rrf_k": params.rrf_k,
         "w_vector": float(params.weights[0]),
         "w_text": float(params.weights[1]),

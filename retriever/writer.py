@@ -1,10 +1,10 @@
 """The bulk writer: a batch of documents' chunks in ONE transaction (old versions out, new in).
 
 Each batch: lock the collection's write path, delete the documents' previous chunks
-with their postings (document frequencies decremented), COPY the new chunks in binary,
-derive their postings from the generated `tsv`, bump document frequencies and the
-collection's BM25 statistics, upsert the documents' hashes. A crash anywhere rolls the
-whole batch back, so a document is never half-written.
+(document frequencies decremented; their postings become tombstones), COPY the new
+chunks in binary, derive their posting blocks from the generated `tsv`, bump document
+frequencies and the collection's BM25 statistics, upsert the documents' hashes. A crash
+anywhere rolls the whole batch back, so a document is never half-written.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from ingest import Chunk
-from retriever.collections import SCHEMA, Collection
+from retriever.collections import POSTINGS_BLOCK, SCHEMA, Collection
+from retriever.query import BM25_B, BM25_K1
 
 __all__ = [
     "PreparedDocument",
@@ -27,6 +28,7 @@ __all__ = [
     "delete_documents",
     "existing_hashes",
     "finish_bulk",
+    "rebuild_postings",
     "write_documents",
 ]
 
@@ -48,18 +50,16 @@ _SHARED_LOCK = "SELECT pg_advisory_xact_lock_shared(hashtext('hybrid_rag.write:'
 _DELETE = """
 WITH gone AS (
     DELETE FROM {chunks} WHERE document_id = ANY(%(document_ids)s) RETURNING key, tsv
-), gone_postings AS (
-    DELETE FROM {postings} p
-    USING gone g, unnest(tsvector_to_array(g.tsv)) AS t(term)
-    WHERE p.term = t.term AND p.chunk_key = g.key
-    RETURNING p.term, p.chunk_key, p.length
+), gone_terms AS (
+    SELECT u.lexeme AS term, cardinality(u.positions) AS tf FROM gone g CROSS JOIN unnest(g.tsv) AS u
 ), df AS (
     UPDATE {terms} t SET df = t.df - g.n
-    FROM (SELECT term, count(*) AS n FROM gone_postings GROUP BY term) g
+    FROM (SELECT term, count(*) AS n FROM gone_terms GROUP BY term) g
     WHERE t.term = g.term
+), buried AS (
+    INSERT INTO {tombstones} (key) SELECT key FROM gone
 )
-SELECT (SELECT count(*) FROM gone),
-       (SELECT coalesce(sum(length), 0) FROM (SELECT DISTINCT chunk_key, length FROM gone_postings) l)
+SELECT (SELECT count(*) FROM gone), (SELECT coalesce(sum(tf), 0) FROM gone_terms)
 """
 
 _COPY = (
@@ -67,48 +67,66 @@ _COPY = (
     "FROM STDIN (FORMAT BINARY)"
 )
 
+# The postings of some chunks (`{selection}`), cut into blocks per term. A block holds up to
+# POSTINGS_BLOCK postings in impact order (BM25's term weight without idf, at the current
+# average length); a term's partial blocks are merged with its new postings, so each term
+# keeps at most one partial block. One sort orders every term's postings by impact; the
+# blocks are slices of that order. Also adds document frequencies; returns Σ lengths.
 _POSTINGS = """
 WITH fresh AS (
-    SELECT c.key, u.lexeme AS term, cardinality(u.positions) AS tf
-    FROM {chunks} c, unnest(c.tsv) AS u
-    WHERE c.document_id = ANY(%(document_ids)s)
-), lengths AS (
-    SELECT key, sum(tf)::integer AS length FROM fresh GROUP BY key
-), postings AS (
-    INSERT INTO {postings} (term, chunk_key, tf, length)
-    SELECT f.term, f.key, f.tf, l.length FROM fresh f JOIN lengths l USING (key)
-    ORDER BY f.term, f.key
+    SELECT u.term, c.key, u.tf, u.length
+    FROM {chunks} c
+    CROSS JOIN LATERAL (  -- one pass over the tsvector: tf per lexeme, and their sum, the length
+        SELECT lexeme AS term, cardinality(positions) AS tf,
+               (sum(cardinality(positions)) OVER ())::integer AS length
+        FROM unnest(c.tsv)
+    ) u
+    WHERE {selection}
+), stats AS MATERIALIZED (  -- once, not per use
+    SELECT greatest(coalesce(
+        total_length::float8 / nullif(chunk_count, 0),
+        (SELECT sum(tf) FROM fresh)::float8 / nullif((SELECT count(*) FROM {chunks} c WHERE {selection}), 0)
+    ), 1) AS avgdl
+    FROM hybrid_rag.collections WHERE name = %(collection)s
+), tails AS (
+    DELETE FROM {postings} p
+    USING (SELECT DISTINCT term FROM fresh) f
+    WHERE %(merge)s AND p.term = f.term AND cardinality(p.chunk_keys) < {block}
+    RETURNING p.term, p.chunk_keys, p.tfs, p.lengths
+), merged AS (
+    SELECT term, key, tf, length, true AS fresh FROM fresh
+    UNION ALL
+    SELECT t.term, u.key, u.tf, u.length, false
+    FROM tails t CROSS JOIN unnest(t.chunk_keys, t.tfs, t.lengths) AS u(key, tf, length)
+), by_term AS (
+    SELECT term, count(*) FILTER (WHERE fresh) AS added,
+           array_agg(impact ORDER BY impact DESC, key) AS impacts,
+           array_agg(key ORDER BY impact DESC, key) AS keys,
+           array_agg(tf ORDER BY impact DESC, key) AS tfs,
+           array_agg(length ORDER BY impact DESC, key) AS lengths
+    FROM (
+        SELECT m.*, m.tf * (%(k1)s + 1) / (m.tf + %(k1)s * (1 - %(b)s + %(b)s * m.length / s.avgdl)) AS impact
+        FROM merged m CROSS JOIN stats s
+    ) weighted
+    GROUP BY term
+), inserted AS (
+    INSERT INTO {postings} (term, max_impact, chunk_keys, tfs, lengths)
+    SELECT term, impacts[i], keys[i:i + {block} - 1], tfs[i:i + {block} - 1], lengths[i:i + {block} - 1]
+    FROM by_term CROSS JOIN generate_series(1, cardinality(keys), {block}) AS i
 ), df AS (
     INSERT INTO {terms} (term, df)
-    SELECT term, count(*) FROM fresh GROUP BY term ORDER BY term
+    SELECT term, added FROM by_term WHERE added > 0 ORDER BY term
     ON CONFLICT (term) DO UPDATE SET df = {terms}.df + excluded.df
 )
-SELECT coalesce(sum(length), 0) FROM lengths
+SELECT coalesce(sum(tf), 0) FROM fresh
 """
 
-# Bulk mode: the postings' primary key is dropped while loading and document frequencies
-# are counted once at the end, so a batch only appends rows.
-_POSTINGS_BULK = """
-INSERT INTO {postings} (term, chunk_key, tf, length)
-SELECT u.lexeme, c.key, cardinality(u.positions), l.length
-FROM {chunks} c
-CROSS JOIN LATERAL (SELECT sum(cardinality(positions))::integer AS length FROM unnest(c.tsv)) l
-CROSS JOIN unnest(c.tsv) AS u
-WHERE c.document_id = ANY(%(document_ids)s)
+_RESET_STATS = "UPDATE hybrid_rag.collections SET chunk_count = 0, total_length = 0 WHERE name = %(collection)s"
+_SET_STATS = """
+UPDATE hybrid_rag.collections
+SET chunk_count = (SELECT count(*) FROM {chunks}), total_length = %(length)s
+WHERE name = %(collection)s
 """
-
-_FINISH_BULK = (
-    "TRUNCATE {terms}",
-    "INSERT INTO {terms} (term, df) SELECT term, count(*) FROM {postings} GROUP BY term",
-    """
-    UPDATE hybrid_rag.collections
-    SET chunk_count = (SELECT count(*) FROM {chunks}),
-        total_length = (
-            SELECT coalesce(sum(length), 0) FROM (SELECT min(length) AS length FROM {postings} GROUP BY chunk_key) l
-        )
-    WHERE name = %(collection)s
-    """,
-)
 
 _DOCUMENTS = """
 INSERT INTO {documents} (document_id, hash, chunk_count)
@@ -124,13 +142,27 @@ WHERE name = %(collection)s
 """
 
 
-def _format(statement: str, collection: Collection) -> sql.Composed:
+_NEW_CHUNKS = sql.SQL("c.document_id = ANY(%(document_ids)s)")
+
+
+def _format(statement: str, collection: Collection, selection: sql.Composable = _NEW_CHUNKS) -> sql.Composed:
     return sql.SQL(statement).format(
         chunks=collection.table(),
         documents=collection.table("documents"),
         postings=collection.table("postings"),
         terms=collection.table("terms"),
+        tombstones=collection.table("tombstones"),
+        selection=selection,
+        block=sql.Literal(POSTINGS_BLOCK),
     )
+
+
+def _add_postings(
+    cur: psycopg.Cursor, collection: Collection, selection: sql.Composable, *, merge: bool = True, **values: object
+) -> int:
+    values = {"collection": collection.name, "k1": BM25_K1, "b": BM25_B, "merge": merge, **values}
+    cur.execute(_format(_POSTINGS, collection, selection), values)
+    return int(cur.fetchone()[0])  # type: ignore[index]
 
 
 def existing_hashes(conn: psycopg.Connection, collection: Collection, document_ids: Sequence[str]) -> dict[str, str]:
@@ -185,11 +217,8 @@ def write_documents(
                         vector,
                     )
                 )
-        if bulk:
-            cur.execute(_format(_POSTINGS_BULK, collection), {"document_ids": document_ids})
-        else:
-            cur.execute(_format(_POSTINGS, collection), {"document_ids": document_ids})
-            added_length = int(cur.fetchone()[0])  # type: ignore[index]
+        if not bulk:  # a bulk load builds all postings once, in `finish_bulk`
+            added_length = _add_postings(cur, collection, _NEW_CHUNKS, document_ids=document_ids)
         cur.execute(
             _format(_DOCUMENTS, collection),
             {
@@ -223,43 +252,53 @@ def delete_documents(conn: psycopg.Connection, collection: Collection, document_
     return deleted
 
 
-def _postings_key(collection: Collection) -> str:
-    return f"{collection.name}__postings_pkey"
+def _order_index(collection: Collection) -> str:
+    return f"{collection.name}_postings_order"
 
 
 def begin_bulk(conn: psycopg.Connection, collection: Collection) -> None:
-    """Before loading an empty collection: drop the indexes that are cheaper to build afterwards."""
+    """Before loading an empty collection: drop the indexes that are cheaper to build afterwards.
+
+    The missing postings order index marks the load as unfinished (see `bulk_pending`).
+    """
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(_LOCK, {"collection": collection.name})
-        for index in ("embedding_hnsw", "tsv_gin"):
+        for index in ("embedding_hnsw", "tsv_gin", "postings_order"):
             cur.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(SCHEMA, f"{collection.name}_{index}")))
-        cur.execute(
-            sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}").format(
-                collection.table("postings"), sql.Identifier(_postings_key(collection))
-            )
+
+
+def rebuild_postings(cur: psycopg.Cursor, collection: Collection) -> None:
+    """Rebuild every posting block, document frequency and BM25 statistic from the chunks' `tsv`.
+
+    Blocks come out in impact order across the whole collection, without tombstones.
+    Runs under the collection's write lock, inside the caller's transaction.
+    """
+    cur.execute(_LOCK, {"collection": collection.name})
+    cur.execute(_format("TRUNCATE {postings}, {terms}, {tombstones}", collection))
+    cur.execute(_RESET_STATS, {"collection": collection.name})
+    length = _add_postings(cur, collection, sql.SQL("true"), merge=False)  # the table is empty: no tails
+    cur.execute(_format(_SET_STATS, collection), {"length": length, "collection": collection.name})
+    cur.execute(
+        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (term, max_impact DESC)").format(
+            sql.Identifier(_order_index(collection)), collection.table("postings")
         )
+    )
 
 
 def finish_bulk(conn: psycopg.Connection, collection: Collection) -> None:
-    """After a bulk load: rebuild the postings key, count document frequencies, set BM25 statistics.
+    """After a bulk load: build the postings, document frequencies and BM25 statistics in one pass.
 
     Idempotent, and run by the next ingest too, so a load that crashed is finished by a rerun.
     """
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute(_LOCK, {"collection": collection.name})
         cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
-        cur.execute("SELECT count(*) FROM pg_constraint WHERE conname = %s", (_postings_key(collection),))
-        if cur.fetchone()[0] == 0:  # type: ignore[index]
-            cur.execute(
-                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY (term, chunk_key) INCLUDE (tf, length)").format(
-                    collection.table("postings"), sql.Identifier(_postings_key(collection))
-                )
-            )
-        for statement in _FINISH_BULK:
-            cur.execute(_format(statement, collection), {"collection": collection.name})
+        cur.execute("SET LOCAL work_mem = '1GB'")  # one sort of every posting
+        rebuild_postings(cur, collection)
 
 
 def bulk_pending(conn: psycopg.Connection, collection: Collection) -> bool:
-    """True when a bulk load began and did not finish (its postings key is missing)."""
-    row = conn.execute("SELECT count(*) FROM pg_constraint WHERE conname = %s", (_postings_key(collection),)).fetchone()
+    """True when a bulk load began and did not finish (its postings order index is missing)."""
+    row = conn.execute(
+        "SELECT count(*) FROM pg_indexes WHERE schemaname = %s AND indexname = %s", (SCHEMA, _order_index(collection))
+    ).fetchone()
     return row[0] == 0  # type: ignore[index]

@@ -48,7 +48,8 @@ def test_changed_document_replaces_its_chunks(settings, collection_name, fake_mo
         ).fetchall()
         assert collection.chunk_count == 40
         postings = conn.execute(
-            f'SELECT count(DISTINCT chunk_key) FROM hybrid_rag."{collection_name}__postings"'
+            f'SELECT count(DISTINCT k.key) FROM hybrid_rag."{collection_name}__postings" p, '
+            f'unnest(p.chunk_keys) k(key) JOIN hybrid_rag."{collection_name}" c USING (key)'
         ).fetchone()
     assert [r[0] for r in rows] == [corpus(version="v2")[1].title + "\n" + corpus(version="v2")[1].text]
     assert postings[0] == 40

@@ -1,0 +1,378 @@
+"""`bench scale`: build time, sizes, latency and approximation error at 10K → 1M chunks.
+
+Every collection holds the real BEIR corpus (one chunk per document, real embeddings),
+so the real test queries still measure quality, plus synthetic chunks up to the size:
+
+- Text: each synthetic chunk draws 2-4 real documents as its sources and resamples
+  whole sentences from them (in proportions drawn from a flat Dirichlet) until it
+  reaches a length drawn uniformly from 400-1000 characters, the size `hybrid-rag
+  ingest` cuts. Words, their frequencies and co-occurrences are real text's, so term
+  statistics grow like a real corpus of mixed topics, not like random words.
+- Vectors: the sources' real embeddings mixed in the same proportions as the sentences,
+  plus Gaussian noise at 30% of the mixture's norm, normalised. Every vector is a new
+  point between a few real topics, tied to its own text: neither uniform noise (no
+  structure for HNSW to exploit) nor near-copies of a few real vectors (clusters of
+  near-duplicates, where HNSW recall collapses).
+
+Per size the benchmark reports the build (bulk load, indexes, ANALYZE: `hybrid-rag
+ingest`'s own path, embeddings precomputed), table and index sizes, nDCG@10 and p50/p95
+database time of each mode over the test queries, HNSW recall@10 against exact search
+(numpy, all vectors), and the bounded BM25 leg against exact BM25 over the same
+collection (`SearchParams.exact_text`), alone and inside the hybrid.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import psycopg
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from tqdm import tqdm
+
+from bench._data import Corpus, cached_embeddings, load_corpus
+from bench._stores import HNSW_EF_CONSTRUCTION, HNSW_M, drop_ours
+from eval import chunks_to_documents, load_beir, score_run
+from ingest import Chunk
+from ingest._hash import sha256_hex
+from retriever.collections import create_collection, get_collection, missing_indexes
+from retriever.database import open_primary
+from retriever.embeddings import EmbeddingModel
+from retriever.errors import CollectionNotFound
+from retriever.loader import BatchWriter
+from retriever.maintenance import collection_stats
+from retriever.query import SearchParams
+from retriever.service import search
+from retriever.settings import Settings
+from retriever.writer import PreparedDocument
+
+__all__ = ["SIZES", "SyntheticCorpus", "run_scale_bench", "scale_table", "write_plot"]
+
+SIZES = (10_000, 100_000, 1_000_000)
+SEED = 20_261_123
+NOISE = 0.3  # noise norm relative to the mixture's norm
+BATCH = 2_000
+K = 10
+WARMUP = 20
+MODES = {  # key → (label, search parameters)
+    "hybrid": ("hybrid (bounded BM25 + HNSW)", SearchParams(k=K, mode="hybrid", collapse=True)),
+    "hybrid_exact_text": ("hybrid with exact BM25", SearchParams(k=K, mode="hybrid", collapse=True, exact_text=True)),
+    "vector": ("vector (HNSW)", SearchParams(k=K, mode="vector")),  # chunks, as exact search ranks them
+    "text": ("text (bounded BM25)", SearchParams(k=K, mode="text", collapse=True)),
+    "text_exact": ("text, exact BM25 (every posting)", SearchParams(k=K, mode="text", collapse=True, exact_text=True)),
+}
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
+
+
+@dataclass(frozen=True)
+class SyntheticCorpus:
+    """Sentences of the real corpus with their source documents, and the real embeddings."""
+
+    sentences: list[str]
+    by_document: list[np.ndarray]  # document index → indices into `sentences`
+    vectors: np.ndarray  # one real embedding per document
+
+    @classmethod
+    def of(cls, corpus: Corpus, vectors: np.ndarray) -> SyntheticCorpus:
+        """Split every real chunk into sentences (a chunk stands for its document)."""
+        sentences: list[str] = []
+        by_document = []
+        for text in corpus.texts:
+            parts = [part.strip() for part in _SENTENCE.split(text.replace("\n", " ")) if part.strip()] or [text]
+            by_document.append(np.arange(len(sentences), len(sentences) + len(parts)))
+            sentences.extend(parts)
+        return cls(sentences, by_document, vectors)
+
+    def batches(self, count: int, *, seed: int = SEED, batch: int = BATCH) -> Iterator[tuple[list[str], np.ndarray]]:
+        """`count` synthetic chunks (texts, unit vectors) in batches; the same for the same seed."""
+        rng = np.random.default_rng(seed)
+        documents, dims = len(self.by_document), self.vectors.shape[1]
+        for start in range(0, count, batch):
+            size = min(batch, count - start)
+            texts, mixtures = [], np.zeros((size, dims), dtype=np.float32)
+            for row in range(size):
+                sources = rng.choice(documents, size=rng.integers(2, 5), replace=False)
+                shares = rng.dirichlet(np.ones(len(sources)))
+                target = rng.integers(400, 1001)
+                picked, length = [], 0
+                counts = np.zeros(len(sources))
+                while length < target:  # draws in rounds of 8: one sentence each, until long enough
+                    for which, u in zip(rng.choice(len(sources), size=8, p=shares), rng.random(8), strict=True):
+                        pool = self.by_document[sources[which]]
+                        sentence = self.sentences[pool[int(u * len(pool))]]
+                        picked.append(sentence)
+                        counts[which] += 1
+                        length += len(sentence) + 1
+                        if length >= target:
+                            break
+                texts.append(" ".join(picked))
+                mixtures[row] = (counts / counts.sum()) @ self.vectors[sources]
+            noise = rng.standard_normal(mixtures.shape).astype(np.float32)
+            noise *= (NOISE * np.linalg.norm(mixtures, axis=1, keepdims=True)) / np.linalg.norm(
+                noise, axis=1, keepdims=True
+            )
+            mixed = mixtures + noise
+            yield texts, mixed / np.linalg.norm(mixed, axis=1, keepdims=True)
+
+
+def _documents(texts: list[str], offset: int) -> list[PreparedDocument]:
+    documents = []
+    for i, text in enumerate(texts, start=offset):
+        document_id = f"syn-{i}"
+        digest = sha256_hex(text)
+        chunk = Chunk(f"{document_id}:0", document_id, 0, text, {}, digest)
+        documents.append(PreparedDocument(document_id, digest, [chunk]))
+    return documents
+
+
+def _build(
+    settings: Settings,
+    name: str,
+    size: int,
+    corpus: Corpus,
+    vectors: np.ndarray,
+    synthetic: SyntheticCorpus,
+    model: str,
+) -> tuple[dict[str, float], np.ndarray]:
+    """Bulk-load the real chunks then the synthetic ones; returns seconds per phase and all vectors."""
+    extra = size - len(corpus.texts)
+    everything = np.empty((size, vectors.shape[1]), dtype=np.float32)
+    everything[: len(vectors)] = vectors
+    started = time.perf_counter()
+    generate_s = 0.0
+    with open_primary(settings) as conn:
+        collection = create_collection(conn, name, embedding_model=model, dimensions=int(vectors.shape[1]))
+    with BatchWriter(
+        lambda: open_primary(settings), collection, hnsw_m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION
+    ) as writer:
+        for start in range(0, len(corpus.documents), 256):
+            batch = corpus.documents[start : start + 256]
+            first = sum(len(d.chunks) for d in corpus.documents[:start])
+            writer.submit(batch, vectors[first : first + sum(len(d.chunks) for d in batch)], replacing=False)
+        offset = len(vectors)
+        with tqdm(total=extra, unit=" chunks", desc=f"loading {size:,}", disable=not sys.stderr.isatty()) as bar:
+            generated = synthetic.batches(extra)
+            while True:
+                tick = time.perf_counter()
+                item = next(generated, None)
+                generate_s += time.perf_counter() - tick
+                if item is None:
+                    break
+                texts, batch_vectors = item
+                everything[offset : offset + len(texts)] = batch_vectors
+                writer.submit(_documents(texts, offset), batch_vectors, replacing=False)
+                offset += len(texts)
+                bar.update(len(texts))
+        load_s = time.perf_counter() - started
+        phases = writer.finish()
+    total = time.perf_counter() - started
+    return {
+        "total_s": total,  # wall, synthesis included (the writes run beside it, on two connections)
+        "generate_s": generate_s,
+        "load_s": load_s,  # until the last batch was handed over
+        "finish_s": total - load_s,  # the last writes, postings, HNSW and GIN builds, ANALYZE
+        "indexes_s": phases.get("indexes", 0.0),
+        "analyze_s": phases.get("analyze", 0.0),
+    }, everything
+
+
+def _ready(settings: Settings, name: str, size: int) -> bool:
+    try:
+        with open_primary(settings) as conn:
+            collection = get_collection(conn, name)
+            return collection.chunk_count == size and not missing_indexes(conn, collection)
+    except CollectionNotFound:
+        return False
+
+
+def _sizes(conn: psycopg.Connection, name: str) -> dict[str, Any]:
+    stats = collection_stats(conn, get_collection(conn, name))
+    tables = {table.partition("__")[2] or "chunks": v["heap_bytes"] for table, v in stats.tables.items()}
+    indexes = {index.removeprefix(f"{name}_").lstrip("_"): size for index, size in stats.indexes.items()}
+    return {
+        "tables_bytes": tables,
+        "indexes_bytes": indexes,
+        "total_bytes": stats.total_bytes(),
+        "postings": stats.postings,
+    }
+
+
+def _measure(
+    settings: Settings, name: str, queries: list[tuple[str, str, np.ndarray]], qrels: dict[str, dict[str, int]]
+) -> dict[str, dict[str, Any]]:
+    runs: dict[str, dict[str, list[str]]] = {key: {} for key in MODES}
+    documents: dict[str, dict[str, dict[str, float]]] = {key: {} for key in MODES}
+    times: dict[str, list[float]] = {key: [] for key in MODES}
+    warmup = min(WARMUP, len(queries) // 5)  # discarded: caches fill during the first queries
+    with open_primary(settings) as conn:
+        for position, (qid, text, vector) in enumerate(
+            tqdm(queries, desc="queries", unit=" q", leave=False, disable=not sys.stderr.isatty())
+        ):
+            keys = list(MODES)
+            turn = position % len(keys)
+            for key in keys[turn:] + keys[:turn]:
+                params = MODES[key][1]
+                result = search(conn, settings, name, text, params, embedding=None if params.mode == "text" else vector)
+                runs[key][qid] = [hit.id for hit in result.hits]
+                documents[key][qid] = chunks_to_documents([(h.document_id, h.score) for h in result.hits], K)
+                if position >= warmup:
+                    times[key].append(result.took_ms)
+    measured = {}
+    for key, (label, _params) in MODES.items():
+        metrics = score_run(qrels, documents[key])
+        measured[key] = {
+            "label": label,
+            "ndcg@10": metrics["ndcg@10"],
+            "p50_ms": float(np.percentile(times[key], 50)),
+            "p95_ms": float(np.percentile(times[key], 95)),
+            "top10": runs[key],
+        }
+    return measured
+
+
+def _overlap(found: dict[str, list[str]], exact: dict[str, list[str]]) -> float:
+    """Mean share of the exact top 10 that was found (queries with no exact results count as 1)."""
+    return float(
+        np.mean([len(set(found[q][:K]) & set(exact[q][:K])) / len(exact[q][:K]) if exact[q] else 1.0 for q in exact])
+    )
+
+
+def _exact_vector_recall(
+    found: dict[str, list[str]], queries: list[tuple[str, str, np.ndarray]], vectors: np.ndarray, ids: list[str]
+) -> float:
+    """Recall@10 of the HNSW leg against exact cosine search over every vector."""
+    recalls = []
+    for qid, _text, vector in queries:
+        scores = vectors @ (vector / np.linalg.norm(vector))
+        best = np.argpartition(-scores, K)[:K]
+        exact = {ids[i] for i in best}
+        recalls.append(len(exact & set(found[qid][:K])) / K)
+    return float(np.mean(recalls))
+
+
+def _ids(corpus: Corpus, size: int) -> list[str]:
+    real = [chunk.id for chunk in corpus.chunks]
+    return real + [f"syn-{i}:0" for i in range(len(real), size)]
+
+
+def run_scale_bench(
+    settings: Settings,
+    dataset_dir: Path,
+    model: EmbeddingModel,
+    *,
+    sizes: tuple[int, ...] = SIZES,
+    split: str = "test",
+    fresh: bool = False,
+    keep: bool = True,
+) -> dict[str, Any]:
+    """Build (or reuse) one collection per size, measure it; returns JSON-ready results."""
+    dataset = load_beir(dataset_dir, split)
+    corpus = load_corpus(dataset.corpus_path)
+    vectors = cached_embeddings(settings, model, corpus.texts)
+    qids = list(dataset.queries)
+    query_vectors = cached_embeddings(settings, model, [dataset.queries[q] for q in qids], kind="queries")
+    queries = [(qid, dataset.queries[qid], query_vectors[i]) for i, qid in enumerate(qids)]
+    synthetic = SyntheticCorpus.of(corpus, vectors)
+    results: dict[str, Any] = {"dataset": str(dataset_dir), "split": split, "queries": len(queries), "sizes": []}
+    for size in sizes:
+        if size < len(corpus.texts):
+            raise click.ClickException(f"size {size} is below the real corpus ({len(corpus.texts)} chunks)")
+        name = f"bench_scale_{size}"
+        sidecar = settings.data_home / "cache" / f"{name}.json"
+        if fresh or not _ready(settings, name, size) or not sidecar.is_file():
+            drop_ours(settings, name)
+            real = len(corpus.texts)
+            click.echo(f"building {name}: {real} real + {size - real} synthetic chunks", err=True)
+            build, everything = _build(settings, name, size, corpus, vectors, synthetic, model.name)
+            sidecar.parent.mkdir(parents=True, exist_ok=True)
+            sidecar.write_text(json.dumps(build), encoding="utf-8")
+        else:
+            click.echo(f"reusing {name} (built earlier; --fresh rebuilds)", err=True)
+            build = json.loads(sidecar.read_text(encoding="utf-8"))
+            parts = [vectors] + [v for _t, v in synthetic.batches(size - len(corpus.texts))]
+            everything = np.concatenate(parts)
+        click.echo(f"querying {name}", err=True)
+        with open_primary(settings) as conn:
+            conn.execute("VACUUM (ANALYZE) hybrid_rag.collections")
+            sizes_ = _sizes(conn, name)
+        measured = _measure(settings, name, queries, dataset.qrels)
+        entry = {
+            "chunks": size,
+            "build": build,
+            **sizes_,
+            "modes": {key: {k: v for k, v in m.items() if k != "top10"} for key, m in measured.items()},
+            "hnsw_recall@10": _exact_vector_recall(
+                measured["vector"]["top10"], queries, everything, _ids(corpus, size)
+            ),
+            "text_top10_overlap_with_exact": _overlap(measured["text"]["top10"], measured["text_exact"]["top10"]),
+            "hybrid_top10_overlap_with_exact_text": _overlap(
+                measured["hybrid"]["top10"], measured["hybrid_exact_text"]["top10"]
+            ),
+        }
+        entry["text_ndcg@10_minus_exact"] = entry["modes"]["text"]["ndcg@10"] - entry["modes"]["text_exact"]["ndcg@10"]
+        entry["hybrid_ndcg@10_minus_exact_text"] = (
+            entry["modes"]["hybrid"]["ndcg@10"] - entry["modes"]["hybrid_exact_text"]["ndcg@10"]
+        )
+        results["sizes"].append(entry)
+        click.echo(scale_table({**results, "sizes": [entry]}), err=True)
+        del everything
+        if not keep:
+            drop_ours(settings, name)
+    return results
+
+
+def scale_table(results: dict[str, Any]) -> str:
+    """One block per size: build, sizes, then a row per mode."""
+    lines = [f"scale: {results['queries']} {results['split']} queries, database time, warm, one client"]
+    for entry in results["sizes"]:
+        build = entry["build"]
+        lines.append("")
+        lines.append(
+            f"{entry['chunks']:,} chunks: built in {build['total_s']:.0f} s wall (loading {build['load_s']:.0f} s, "
+            f"of which {build['generate_s']:.0f} s generating text and vectors; then postings and indexes "
+            f"{build['indexes_s']:.0f} s, ANALYZE {build['analyze_s']:.0f} s), {entry['total_bytes'] / 1e9:.2f} GB: "
+            + ", ".join(f"{k} {v / 1e6:.0f} MB" for k, v in {**entry["tables_bytes"], **entry["indexes_bytes"]}.items())
+        )
+        header = f"  {'mode':<36} {'nDCG@10':>8} {'p50 ms':>8} {'p95 ms':>8}"
+        lines.append(header)
+        for mode in entry["modes"].values():
+            lines.append(f"  {mode['label']:<36} {mode['ndcg@10']:>8.4f} {mode['p50_ms']:>8.1f} {mode['p95_ms']:>8.1f}")
+        lines.append(
+            f"  HNSW recall@10 vs exact {entry['hnsw_recall@10']:.3f}; text vs exact BM25: "
+            f"Δ nDCG@10 {entry['text_ndcg@10_minus_exact']:+.4f}, top-10 overlap "
+            f"{entry['text_top10_overlap_with_exact']:.3f}; hybrid vs hybrid with exact BM25: "
+            f"Δ nDCG@10 {entry['hybrid_ndcg@10_minus_exact_text']:+.4f}, top-10 overlap "
+            f"{entry['hybrid_top10_overlap_with_exact_text']:.3f}"
+        )
+    return "\n".join(lines)
+
+
+def write_plot(results: dict[str, Any], path: Path) -> Path:
+    """p50 and p95 database time of each mode against collection size (log-log)."""
+    figure = Figure(figsize=(8, 5))
+    axes = figure.add_subplot()
+    sizes = [entry["chunks"] for entry in results["sizes"]]
+    for key, (label, _params) in MODES.items():
+        p50 = [entry["modes"][key]["p50_ms"] for entry in results["sizes"]]
+        p95 = [entry["modes"][key]["p95_ms"] for entry in results["sizes"]]
+        (line,) = axes.plot(sizes, p50, marker="o", label=f"{label} p50")
+        axes.plot(sizes, p95, marker="x", linestyle="--", color=line.get_color(), alpha=0.6)
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("chunks in the collection")
+    axes.set_ylabel("database time per query, ms (solid p50, dashed p95)")
+    axes.set_title("hybrid-rag bench scale: latency vs collection size")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(figure).print_png(str(path))
+    return path

@@ -1,0 +1,81 @@
+"""`hybrid-rag bench scale` builds, measures and plots growing collections (tiny sizes here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import bench.cli
+from bench._data import load_corpus
+from bench.cli import bench as bench_group
+from bench.scale import SyntheticCorpus
+
+TINY_BEIR = Path(__file__).parent.parent / "fixtures" / "tiny_beir"
+
+
+@pytest.fixture
+def fake_embeddings(monkeypatch, fake_model):
+    """The benchmark's model is the fake one: these tests check plumbing, not ranking quality."""
+    monkeypatch.setattr(bench.cli, "get_embedding_model", lambda settings: fake_model)
+    return fake_model
+
+
+@pytest.fixture(scope="module")
+def synthetic() -> SyntheticCorpus:
+    corpus = load_corpus(TINY_BEIR / "corpus.jsonl")
+    vectors = np.random.default_rng(1).standard_normal((len(corpus.texts), 32)).astype(np.float32)
+    return SyntheticCorpus.of(corpus, vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+
+
+def test_synthetic_chunks_are_real_sentences_with_mixed_unit_vectors(synthetic):
+    texts, vectors = next(synthetic.batches(200))
+    sentences = set(synthetic.sentences)
+
+    assert all(400 <= len(text) <= 1000 + max(map(len, sentences)) for text in texts)
+    assert all(any(text.startswith(sentence) for sentence in sentences) for text in texts)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    cosines = vectors @ vectors.T - 2 * np.eye(len(vectors))
+    assert cosines.max() < 0.99  # no near-copies
+    assert (vectors @ synthetic.vectors.T).max(axis=1).mean() > 0.4  # but close to the real topics they mix
+
+
+def test_synthetic_chunks_are_reproducible(synthetic):
+    first = next(synthetic.batches(50))
+    again = next(synthetic.batches(50))
+    assert first[0] == again[0] and np.array_equal(first[1], again[1])
+
+
+def test_bench_scale_reports_every_size_and_draws_the_plot(settings, fake_embeddings, tmp_path):
+    plot = tmp_path / "scale.png"
+    args = ["scale", str(TINY_BEIR), "--sizes", "40,80", "--json", "--plot", str(plot), "--drop"]
+    result = CliRunner().invoke(bench_group, args)
+
+    assert result.exit_code == 0, result.output + result.stderr
+    report = json.loads(result.stdout)
+    assert [entry["chunks"] for entry in report["sizes"]] == [40, 80]
+    for entry in report["sizes"]:
+        assert set(entry["modes"]) == {"hybrid", "hybrid_exact_text", "vector", "text", "text_exact"}
+        assert all(mode["p50_ms"] > 0 for mode in entry["modes"].values())
+        assert 0 <= entry["hnsw_recall@10"] <= 1
+        assert entry["text_top10_overlap_with_exact"] == 1  # nothing is cut in a tiny collection
+        assert entry["build"]["total_s"] > 0 and entry["total_bytes"] > 0
+    assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_bench_scale_reuses_a_collection_it_built(settings, fake_embeddings):
+    first = CliRunner().invoke(bench_group, ["scale", str(TINY_BEIR), "--sizes", "30"])
+    again = CliRunner().invoke(bench_group, ["scale", str(TINY_BEIR), "--sizes", "30", "--drop"])
+
+    assert first.exit_code == 0 and again.exit_code == 0, first.stderr + again.stderr
+    assert "reusing bench_scale_30" in again.stderr
+
+
+def test_bench_scale_refuses_a_size_below_the_real_corpus(settings, fake_embeddings):
+    result = CliRunner().invoke(bench_group, ["scale", str(TINY_BEIR), "--sizes", "5"])
+
+    assert result.exit_code != 0
+    assert "below the real corpus" in result.stderr

@@ -1,0 +1,147 @@
+"""The BM25 leg reads a bounded head of each term's impact-ordered posting blocks.
+
+Specification: exact mode equals BM25 computed in Python from the chunks' own lexemes;
+the bounded leg agrees with it on the top 10 even when frequent terms are cut; deleted
+chunks never come back from their tombstones; `maintain` rebuilds the blocks.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+
+import pytest
+
+import retriever.query
+from ingest import ChunkingConfig, SourceDocument
+from retriever.collections import POSTINGS_BLOCK, get_collection
+from retriever.database import open_primary
+from retriever.maintenance import collection_stats, maintain_collection
+from retriever.query import BM25_B, BM25_K1, TEXT_BLOCKS, SearchParams
+from retriever.service import delete_document, ingest_source_documents, search
+
+# Lexemes `to_tsvector('english')` keeps as they are; drawn Zipf-like, so the head is cut.
+VOCABULARY = [
+    f"{a}{b}" for a in ("zor", "vek", "pim", "tal", "mux", "rin") for b in ("ba", "do", "ki", "lu", "ne", "so")
+]
+DOCUMENTS = 2400
+
+
+def _text(rng: random.Random) -> str:
+    weights = [1 / (rank + 1) for rank in range(len(VOCABULARY))]
+    return " ".join(rng.choices(VOCABULARY, weights, k=rng.randint(8, 40)))
+
+
+def _corpus(n: int, seed: int = 7, prefix: str = "d") -> list[SourceDocument]:
+    rng = random.Random(seed)
+    return [
+        SourceDocument(document_id=f"{prefix}{i}", text=_text(rng), title=None, source="test", metadata={})
+        for i in range(n)
+    ]
+
+
+QUERIES = [" ".join(random.Random(seed).sample(VOCABULARY, random.Random(seed).randint(2, 5))) for seed in range(40)]
+
+
+def _python_bm25(conn, name: str, query: str) -> dict[str, float]:
+    rows = conn.execute(
+        f'SELECT c.id, u.lexeme, cardinality(u.positions) FROM hybrid_rag."{name}" c, unnest(c.tsv) u'
+    ).fetchall()
+    tf: dict[str, Counter[str]] = {}
+    for chunk_id, lexeme, count in rows:
+        tf.setdefault(chunk_id, Counter())[lexeme] = count
+    lengths = {chunk_id: sum(counts.values()) for chunk_id, counts in tf.items()}
+    n, avgdl = len(tf), sum(lengths.values()) / len(tf)
+    df = Counter(lexeme for counts in tf.values() for lexeme in counts)
+    terms = set(conn.execute("SELECT tsvector_to_array(to_tsvector('english', %s))", (query,)).fetchone()[0])
+    return {
+        chunk_id: sum(
+            math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5))
+            * counts[t]
+            * (BM25_K1 + 1)
+            / (counts[t] + BM25_K1 * (1 - BM25_B + BM25_B * lengths[chunk_id] / avgdl))
+            for t in terms
+            if t in counts
+        )
+        for chunk_id, counts in tf.items()
+        if terms & counts.keys()
+    }
+
+
+def _same_ranking(found: list[str], scores: dict[str, float]) -> bool:
+    """Found ids carry the best scores, in order (ties may come in any order)."""
+    best = sorted(scores.values(), reverse=True)[: len(found)]
+    return [round(scores.get(i, -1), 9) for i in found] == [round(v, 9) for v in best]
+
+
+def _hits(settings, name: str, query: str, params: SearchParams):
+    with open_primary(settings) as conn:
+        return search(conn, settings, name, query, params).hits
+
+
+def _ids(settings, name: str, query: str, *, exact: bool) -> list[str]:
+    return [hit.id for hit in _hits(settings, name, query, SearchParams(k=10, mode="text", exact_text=exact))]
+
+
+@pytest.fixture
+def bounded(monkeypatch) -> None:
+    """Bounded reads even for queries with few postings (a larger collection's regime)."""
+    monkeypatch.setattr(retriever.query, "TEXT_EXACT_UP_TO", 0)
+
+
+@pytest.fixture
+def loaded(settings, collection_name, fake_model) -> str:
+    ingest_source_documents(settings, collection_name, _corpus(DOCUMENTS), ChunkingConfig(), model=fake_model)
+    return collection_name
+
+
+def test_frequent_terms_have_more_postings_than_one_bounded_read(settings, loaded):
+    with open_primary(settings) as conn:
+        top_df = conn.execute(f'SELECT max(df) FROM hybrid_rag."{loaded}__terms"').fetchone()[0]
+    assert top_df > TEXT_BLOCKS * POSTINGS_BLOCK  # so the bound is exercised
+
+
+def test_small_queries_read_every_posting(settings, loaded):
+    for query in QUERIES[:10]:
+        assert _ids(settings, loaded, query, exact=False) == _ids(settings, loaded, query, exact=True)
+
+
+def test_exact_mode_is_bm25_over_the_chunks_lexemes(settings, loaded):
+    with open_primary(settings) as conn:
+        for query in QUERIES[:10]:
+            assert _same_ranking(_ids(settings, loaded, query, exact=True), _python_bm25(conn, loaded, query)), query
+
+
+def test_bounded_leg_agrees_with_exact_bm25_on_the_top_10(settings, loaded, bounded):
+    overlaps = [
+        len(set(_ids(settings, loaded, q, exact=False)) & set(_ids(settings, loaded, q, exact=True))) / 10
+        for q in QUERIES
+    ]
+    assert sum(overlaps) / len(overlaps) >= 0.97
+
+
+def test_incremental_writes_keep_the_leg_exact_where_nothing_is_cut(settings, collection_name, fake_model, bounded):
+    for batch in range(4):
+        more = _corpus(50, seed=100 + batch, prefix=f"b{batch}-")
+        ingest_source_documents(settings, collection_name, more, ChunkingConfig(), model=fake_model)
+    with open_primary(settings) as conn:
+        for query in QUERIES[:10]:
+            scores = _python_bm25(conn, collection_name, query)
+            assert _same_ranking(_ids(settings, collection_name, query, exact=False), scores), query
+
+
+def test_deleted_chunks_never_come_back_and_maintain_rebuilds_the_blocks(settings, loaded, bounded):
+    gone = {f"d{i}" for i in range(0, DOCUMENTS, 2)}
+    for document_id in gone:
+        delete_document(settings, loaded, document_id)
+    for query in QUERIES[:10]:
+        hits = _hits(settings, loaded, query, SearchParams(k=50, mode="text"))
+        assert hits and not {hit.document_id for hit in hits} & gone
+    with open_primary(settings) as conn:
+        collection = get_collection(conn, loaded)
+        assert collection_stats(conn, collection).tombstones > 0
+        after = maintain_collection(conn, collection)
+        assert after.tombstones == 0 and after.postings > 0
+        for query in QUERIES[:5]:
+            assert _same_ranking(_ids(settings, loaded, query, exact=True), _python_bm25(conn, loaded, query))
