@@ -20,7 +20,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 from tqdm import tqdm
 
-from eval import DatasetError
+from eval import BeirDataset, DatasetError, load_beir
 from ingest import Chunk, ChunkingConfig, SkippedSource, document_hash, iter_documents, split_document
 from retriever.embeddings import EmbeddingModel
 from retriever.settings import Settings
@@ -28,12 +28,14 @@ from retriever.writer import PreparedDocument
 
 __all__ = [
     "CHUNKING",
+    "Benchmark",
     "Corpus",
     "PrecomputedEmbeddings",
     "PrecomputedModel",
     "cached_embeddings",
     "corpus_file",
     "embedding_throughput",
+    "load_benchmark",
     "load_corpus",
 ]
 
@@ -184,3 +186,24 @@ class PrecomputedModel(EmbeddingModel):
 
     def embed_query(self, text: str) -> np.ndarray:
         return self._precomputed.array([text])[0]
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A BEIR collection ready to query: judgements, chunks, their vectors, embedded queries."""
+
+    dataset: BeirDataset
+    corpus: Corpus
+    vectors: np.ndarray  # one per chunk, in corpus order
+    queries: list[tuple[str, str, np.ndarray]]  # (query id, text, embedding)
+
+
+def load_benchmark(settings: Settings, dataset_dir: Path, model: EmbeddingModel, split: str) -> Benchmark:
+    """The dataset's corpus and judged queries with their (cached) embeddings."""
+    dataset = load_beir(dataset_dir, split)
+    corpus = load_corpus(dataset.corpus_path)
+    vectors = cached_embeddings(settings, model, corpus.texts)
+    qids = list(dataset.queries)
+    query_vectors = cached_embeddings(settings, model, [dataset.queries[q] for q in qids], kind="queries")
+    queries = [(qid, dataset.queries[qid], query_vectors[i]) for i, qid in enumerate(qids)]
+    return Benchmark(dataset, corpus, vectors, queries)

@@ -31,7 +31,7 @@ from langchain_postgres.v2.hybrid_search_config import HybridSearchConfig
 from psycopg import sql
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench._data import Corpus, PrecomputedEmbeddings, cached_embeddings, load_corpus
+from bench._data import Corpus, PrecomputedEmbeddings, load_benchmark
 from bench._stores import (
     LC_SCHEMA,
     drop_ours,
@@ -42,7 +42,7 @@ from bench._stores import (
     open_pgvectorstore,
     sqlalchemy_url,
 )
-from eval import chunks_to_documents, load_beir, score_run
+from eval import chunks_to_documents, score_run
 from retriever.collections import get_collection
 from retriever.database import open_primary, primary_dsn
 from retriever.embeddings import EmbeddingModel
@@ -171,12 +171,8 @@ def run_query_bench(
     warmup: int = WARMUP,
 ) -> dict[str, Any]:
     """Run the query benchmark and return its JSON-ready results."""
-    dataset = load_beir(dataset_dir, split)
-    corpus = load_corpus(dataset.corpus_path)
-    vectors = cached_embeddings(settings, model, corpus.texts)
-    qids = list(dataset.queries)
-    query_vectors = cached_embeddings(settings, model, [dataset.queries[q] for q in qids], kind="queries")
-    queries = [(qid, dataset.queries[qid], query_vectors[i]) for i, qid in enumerate(qids)]
+    loaded = load_benchmark(settings, dataset_dir, model, split)
+    dataset, corpus, vectors, queries = loaded.dataset, loaded.corpus, loaded.vectors, loaded.queries
     collection, table = prepare_stores(settings, corpus, vectors, model, fresh=fresh)
     document_of = {chunk.id: chunk.document_id for chunk in corpus.chunks}
     embeddings = PrecomputedEmbeddings(corpus.texts, vectors)

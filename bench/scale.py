@@ -39,9 +39,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from bench._data import Corpus, cached_embeddings, load_corpus
+from bench._data import Corpus, load_benchmark
 from bench._stores import HNSW_EF_CONSTRUCTION, HNSW_M, drop_ours
-from eval import chunks_to_documents, load_beir, score_run
+from eval import chunks_to_documents, score_run
 from ingest import Chunk
 from ingest._hash import sha256_hex
 from retriever.collections import create_collection, get_collection, missing_indexes
@@ -154,11 +154,12 @@ def _build(
     with BatchWriter(
         lambda: open_primary(settings), collection, hnsw_m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION
     ) as writer:
+        offset = 0
         for start in range(0, len(corpus.documents), 256):
             batch = corpus.documents[start : start + 256]
-            first = sum(len(d.chunks) for d in corpus.documents[:start])
-            writer.submit(batch, vectors[first : first + sum(len(d.chunks) for d in batch)], replacing=False)
-        offset = len(vectors)
+            count = sum(len(d.chunks) for d in batch)
+            writer.submit(batch, vectors[offset : offset + count], replacing=False)
+            offset += count
         with tqdm(total=extra, unit=" chunks", desc=f"loading {size:,}", disable=not sys.stderr.isatty()) as bar:
             generated = synthetic.batches(extra)
             while True:
@@ -275,12 +276,8 @@ def run_scale_bench(
     keep: bool = True,
 ) -> dict[str, Any]:
     """Build (or reuse) one collection per size, measure it; returns JSON-ready results."""
-    dataset = load_beir(dataset_dir, split)
-    corpus = load_corpus(dataset.corpus_path)
-    vectors = cached_embeddings(settings, model, corpus.texts)
-    qids = list(dataset.queries)
-    query_vectors = cached_embeddings(settings, model, [dataset.queries[q] for q in qids], kind="queries")
-    queries = [(qid, dataset.queries[qid], query_vectors[i]) for i, qid in enumerate(qids)]
+    loaded = load_benchmark(settings, dataset_dir, model, split)
+    dataset, corpus, vectors, queries = loaded.dataset, loaded.corpus, loaded.vectors, loaded.queries
     synthetic = SyntheticCorpus.of(corpus, vectors)
     results: dict[str, Any] = {"dataset": str(dataset_dir), "split": split, "queries": len(queries), "sizes": []}
     for size in sizes:

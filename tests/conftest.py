@@ -92,3 +92,12 @@ def local_model(settings: Settings) -> EmbeddingModel:
     from retriever.embeddings import get_embedding_model
 
     return get_embedding_model(settings)
+
+
+@pytest.fixture
+def fake_embeddings(monkeypatch, fake_model: EmbeddingModel) -> EmbeddingModel:
+    """`hybrid-rag bench` uses the fake model: those tests check plumbing, not speed or ranking."""
+    import bench.cli
+
+    monkeypatch.setattr(bench.cli, "get_embedding_model", lambda settings: fake_model)
+    return fake_model

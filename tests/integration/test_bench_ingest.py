@@ -5,22 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
-import bench.cli
 from bench.cli import bench as bench_group
 from retriever.collections import list_collections
 from retriever.database import open_primary
 
 TINY_BEIR = Path(__file__).parent.parent / "fixtures" / "tiny_beir"
-
-
-@pytest.fixture
-def fake_embeddings(monkeypatch, fake_model):
-    """The benchmark's model is the fake one: these tests check plumbing, not speed."""
-    monkeypatch.setattr(bench.cli, "get_embedding_model", lambda settings: fake_model)
-    return fake_model
 
 
 def test_bench_ingest_prints_rows_per_second_for_both_stores(settings, fake_embeddings):

@@ -5,20 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
-import bench.cli
 from bench.cli import bench as bench_group
 
 TINY_BEIR = Path(__file__).parent.parent / "fixtures" / "tiny_beir"
-
-
-@pytest.fixture
-def fake_embeddings(monkeypatch, fake_model):
-    """The benchmark's model is the fake one: these tests check plumbing, not ranking quality."""
-    monkeypatch.setattr(bench.cli, "get_embedding_model", lambda settings: fake_model)
-    return fake_model
 
 
 def test_bench_query_prints_quality_and_latency_of_both_systems(settings, fake_embeddings):

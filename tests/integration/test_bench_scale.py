@@ -9,19 +9,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import bench.cli
 from bench._data import load_corpus
 from bench.cli import bench as bench_group
 from bench.scale import SyntheticCorpus
 
 TINY_BEIR = Path(__file__).parent.parent / "fixtures" / "tiny_beir"
-
-
-@pytest.fixture
-def fake_embeddings(monkeypatch, fake_model):
-    """The benchmark's model is the fake one: these tests check plumbing, not ranking quality."""
-    monkeypatch.setattr(bench.cli, "get_embedding_model", lambda settings: fake_model)
-    return fake_model
 
 
 @pytest.fixture(scope="module")
