@@ -113,6 +113,16 @@ def _sizes(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[in
     return sizes
 
 
+def _ef_values(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: use comma-separated ef_search values, e.g. 100,200,400") from None
+    if not values or any(not 100 <= v <= 1000 for v in values):
+        raise click.BadParameter("ef_search values must be between 100 (the leg depth) and 1000")
+    return values
+
+
 @bench.command("scale")
 @dataset_argument
 @click.option(
@@ -122,6 +132,14 @@ def _sizes(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[in
 @click.option("--fresh", is_flag=True, help="Rebuild the collections even if present.")
 @click.option("--drop", is_flag=True, help="Drop each collection after measuring it (they are kept for reuse).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write the latency-vs-size PNG here.")
+@click.option(
+    "--ef-search",
+    "ef_values",
+    default="100,200,400,800",
+    show_default=True,
+    callback=_ef_values,
+    help="HNSW ef_search values whose recall@10 and vector-leg latency are measured per size.",
+)
 @json_option
 @out_option
 @database_option
@@ -133,6 +151,7 @@ def scale_command(
     fresh: bool,
     drop: bool,
     plot: Path | None,
+    ef_values: tuple[int, ...],
     as_json: bool,
     out: Path | None,
     database_url: str | None,
@@ -154,7 +173,14 @@ def scale_command(
     settings = settings_from(database_url)
     try:
         results = run_scale_bench(
-            settings, dataset_dir, get_embedding_model(settings), sizes=sizes, split=split, fresh=fresh, keep=not drop
+            settings,
+            dataset_dir,
+            get_embedding_model(settings),
+            sizes=sizes,
+            split=split,
+            fresh=fresh,
+            keep=not drop,
+            ef_values=ef_values,
         )
     except DatasetError as exc:
         raise CliError(str(exc)) from None

@@ -55,7 +55,7 @@ from retriever.service import search
 from retriever.settings import Settings
 from retriever.writer import PreparedDocument
 
-__all__ = ["SIZES", "SyntheticCorpus", "run_scale_bench", "scale_table", "write_plot"]
+__all__ = ["SIZES", "ExactNeighbours", "SyntheticCorpus", "run_scale_bench", "scale_table", "write_plot"]
 
 SIZES = (10_000, 100_000, 1_000_000)
 SEED = 20_261_123
@@ -124,6 +124,31 @@ class SyntheticCorpus:
             yield texts, mixed / np.linalg.norm(mixed, axis=1, keepdims=True)
 
 
+class ExactNeighbours:
+    """The exact top 10 (cosine) of each query over vectors seen in batches: no copy of them all."""
+
+    def __init__(self, queries: list[tuple[str, str, np.ndarray]]) -> None:
+        self.qids = [qid for qid, _text, _vector in queries]
+        matrix = np.stack([vector for _qid, _text, vector in queries]).astype(np.float32)
+        self.queries = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+        self.scores = np.full((len(queries), K), -np.inf, dtype=np.float32)
+        self.rows = np.zeros((len(queries), K), dtype=np.int64)
+
+    def add(self, vectors: np.ndarray, offset: int) -> None:
+        """Fold in `vectors`, rows `offset`… of the collection."""
+        scores = np.concatenate([self.scores, self.queries @ vectors.T], axis=1)
+        rows = np.concatenate(
+            [self.rows, np.broadcast_to(np.arange(offset, offset + len(vectors)), (len(scores), len(vectors)))], axis=1
+        )
+        best = np.argpartition(-scores, K - 1, axis=1)[:, :K]
+        self.scores = np.take_along_axis(scores, best, axis=1)
+        self.rows = np.take_along_axis(rows, best, axis=1)
+
+    def ids(self, ids: list[str]) -> dict[str, list[str]]:
+        """Query id → the ids of its exact nearest rows."""
+        return {qid: [ids[row] for row in rows] for qid, rows in zip(self.qids, self.rows.tolist(), strict=True)}
+
+
 def _documents(texts: list[str], offset: int) -> list[PreparedDocument]:
     documents = []
     for i, text in enumerate(texts, start=offset):
@@ -142,11 +167,12 @@ def _build(
     vectors: np.ndarray,
     synthetic: SyntheticCorpus,
     model: str,
-) -> tuple[dict[str, float], np.ndarray]:
-    """Bulk-load the real chunks then the synthetic ones; returns seconds per phase and all vectors."""
+    nearest: ExactNeighbours,
+) -> dict[str, float]:
+    """Bulk-load the real chunks then the synthetic ones, folding every vector into `nearest`;
+    returns seconds per phase."""
     extra = size - len(corpus.texts)
-    everything = np.empty((size, vectors.shape[1]), dtype=np.float32)
-    everything[: len(vectors)] = vectors
+    nearest.add(vectors, 0)
     started = time.perf_counter()
     generate_s = 0.0
     with open_primary(settings) as conn:
@@ -169,7 +195,7 @@ def _build(
                 if item is None:
                     break
                 texts, batch_vectors = item
-                everything[offset : offset + len(texts)] = batch_vectors
+                nearest.add(batch_vectors, offset)
                 writer.submit(_documents(texts, offset), batch_vectors, replacing=False)
                 offset += len(texts)
                 bar.update(len(texts))
@@ -183,7 +209,7 @@ def _build(
         "finish_s": total - load_s,  # the last writes, postings, HNSW and GIN builds, ANALYZE
         "indexes_s": phases.get("indexes", 0.0),
         "analyze_s": phases.get("analyze", 0.0),
-    }, everything
+    }
 
 
 def _ready(settings: Settings, name: str, size: int) -> bool:
@@ -240,6 +266,36 @@ def _measure(
     return measured
 
 
+def _ef_sweep(
+    settings: Settings,
+    name: str,
+    queries: list[tuple[str, str, np.ndarray]],
+    exact: dict[str, list[str]],
+    ef_values: tuple[int, ...],
+) -> list[dict[str, float]]:
+    """Recall@10 and vector-leg database time at each `hnsw.ef_search` (the recall/latency trade)."""
+    sweep = []
+    warmup = min(WARMUP, len(queries) // 5)
+    with open_primary(settings) as conn:
+        for ef in ef_values:
+            found, times = {}, []
+            for position, (qid, text, vector) in enumerate(queries):
+                params = SearchParams(k=K, mode="vector", ef_search=ef)
+                result = search(conn, settings, name, text, params, embedding=vector)
+                found[qid] = [hit.id for hit in result.hits]
+                if position >= warmup:
+                    times.append(result.took_ms)
+            sweep.append(
+                {
+                    "ef_search": ef,
+                    "recall@10": _recall(found, exact),
+                    "p50_ms": float(np.percentile(times, 50)),
+                    "p95_ms": float(np.percentile(times, 95)),
+                }
+            )
+    return sweep
+
+
 def _overlap(found: dict[str, list[str]], exact: dict[str, list[str]]) -> float:
     """Mean share of the exact top 10 that was found (queries with no exact results count as 1)."""
     return float(
@@ -247,17 +303,30 @@ def _overlap(found: dict[str, list[str]], exact: dict[str, list[str]]) -> float:
     )
 
 
-def _exact_vector_recall(
-    found: dict[str, list[str]], queries: list[tuple[str, str, np.ndarray]], vectors: np.ndarray, ids: list[str]
-) -> float:
+def _recall(found: dict[str, list[str]], exact: dict[str, list[str]]) -> float:
     """Recall@10 of the HNSW leg against exact cosine search over every vector."""
-    recalls = []
-    for qid, _text, vector in queries:
-        scores = vectors @ (vector / np.linalg.norm(vector))
-        best = np.argpartition(-scores, K)[:K]
-        exact = {ids[i] for i in best}
-        recalls.append(len(exact & set(found[qid][:K])) / K)
-    return float(np.mean(recalls))
+    return float(np.mean([len(set(exact[qid]) & set(found[qid][:K])) / K for qid in exact]))
+
+
+def _exact_neighbours(
+    path: Path,
+    queries: list[tuple[str, str, np.ndarray]],
+    vectors: np.ndarray,
+    synthetic: SyntheticCorpus,
+    ids: list[str],
+) -> dict[str, list[str]]:
+    """The cached exact neighbours of a collection built earlier, or recomputed from its vectors."""
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    nearest = ExactNeighbours(queries)
+    nearest.add(vectors, 0)
+    offset = len(vectors)
+    for _texts, batch in synthetic.batches(len(ids) - len(vectors)):
+        nearest.add(batch, offset)
+        offset += len(batch)
+    exact = nearest.ids(ids)
+    path.write_text(json.dumps(exact), encoding="utf-8")
+    return exact
 
 
 def _ids(corpus: Corpus, size: int) -> list[str]:
@@ -274,6 +343,7 @@ def run_scale_bench(
     split: str = "test",
     fresh: bool = False,
     keep: bool = True,
+    ef_values: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     """Build (or reuse) one collection per size, measure it; returns JSON-ready results."""
     loaded = load_benchmark(settings, dataset_dir, model, split)
@@ -285,18 +355,23 @@ def run_scale_bench(
             raise click.ClickException(f"size {size} is below the real corpus ({len(corpus.texts)} chunks)")
         name = f"bench_scale_{size}"
         sidecar = settings.data_home / "cache" / f"{name}.json"
+        neighbours = sidecar.with_name(f"{name}.nearest-{split}.json")  # exact top 10 of each query
+        ids = _ids(corpus, size)
         if fresh or not _ready(settings, name, size) or not sidecar.is_file():
             drop_ours(settings, name)
+            for stale in sidecar.parent.glob(f"{name}.nearest-*.json"):  # other splits', of the old vectors
+                stale.unlink()
             real = len(corpus.texts)
             click.echo(f"building {name}: {real} real + {size - real} synthetic chunks", err=True)
-            build, everything = _build(settings, name, size, corpus, vectors, synthetic, model.name)
+            nearest = ExactNeighbours(queries)
+            build = _build(settings, name, size, corpus, vectors, synthetic, model.name, nearest)
             sidecar.parent.mkdir(parents=True, exist_ok=True)
             sidecar.write_text(json.dumps(build), encoding="utf-8")
+            neighbours.write_text(json.dumps(nearest.ids(ids)), encoding="utf-8")
         else:
             click.echo(f"reusing {name} (built earlier; --fresh rebuilds)", err=True)
             build = json.loads(sidecar.read_text(encoding="utf-8"))
-            parts = [vectors] + [v for _t, v in synthetic.batches(size - len(corpus.texts))]
-            everything = np.concatenate(parts)
+        exact = _exact_neighbours(neighbours, queries, vectors, synthetic, ids)
         click.echo(f"querying {name}", err=True)
         with open_primary(settings) as conn:
             conn.execute("VACUUM (ANALYZE) hybrid_rag.collections")
@@ -307,9 +382,8 @@ def run_scale_bench(
             "build": build,
             **sizes_,
             "modes": {key: {k: v for k, v in m.items() if k != "top10"} for key, m in measured.items()},
-            "hnsw_recall@10": _exact_vector_recall(
-                measured["vector"]["top10"], queries, everything, _ids(corpus, size)
-            ),
+            "hnsw_recall@10": _recall(measured["vector"]["top10"], exact),
+            "ef_search_sweep": _ef_sweep(settings, name, queries, exact, ef_values),
             "text_top10_overlap_with_exact": _overlap(measured["text"]["top10"], measured["text_exact"]["top10"]),
             "hybrid_top10_overlap_with_exact_text": _overlap(
                 measured["hybrid"]["top10"], measured["hybrid_exact_text"]["top10"]
@@ -321,7 +395,6 @@ def run_scale_bench(
         )
         results["sizes"].append(entry)
         click.echo(scale_table({**results, "sizes": [entry]}), err=True)
-        del everything
         if not keep:
             drop_ours(settings, name)
     return results
@@ -350,6 +423,11 @@ def scale_table(results: dict[str, Any]) -> str:
             f"Δ nDCG@10 {entry['hybrid_ndcg@10_minus_exact_text']:+.4f}, top-10 overlap "
             f"{entry['hybrid_top10_overlap_with_exact_text']:.3f}"
         )
+        for point in entry.get("ef_search_sweep", []):
+            lines.append(
+                f"  vector leg at ef_search {point['ef_search']}: recall@10 {point['recall@10']:.3f}, "
+                f"p50 {point['p50_ms']:.1f} ms, p95 {point['p95_ms']:.1f} ms"
+            )
     return "\n".join(lines)
 
 

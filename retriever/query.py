@@ -103,11 +103,11 @@ stats AS (
     FROM hybrid_rag.collections WHERE name = %(collection)s
 ),
 query_terms AS (
-    SELECT term, idf,
+    SELECT term, idf, avgdl,
            CASE WHEN sum(df) OVER () > %(exact_up_to)s
                 THEN ceil(%(blocks)s * greatest(idf, 1) / 2)::integer END AS depth
     FROM (
-        SELECT t.term, t.df, ln(1 + (s.n - t.df + 0.5) / (t.df + 0.5)) AS idf
+        SELECT t.term, t.df, ln(1 + (s.n - t.df + 0.5) / (t.df + 0.5)) AS idf, s.avgdl
         FROM {terms} t CROSS JOIN stats s
         WHERE t.df > 0 AND t.term = ANY (
             coalesce(%(terms)s::text[], tsvector_to_array(to_tsvector(%(text_config)s::regconfig, %(query)s)))
@@ -115,7 +115,7 @@ query_terms AS (
     ) weighted
 ),
 term_blocks AS (  -- one block more than is read, to tell whether a term's tail was cut
-    SELECT q.term, q.idf, q.depth, b.*,
+    SELECT q.term, q.idf, q.avgdl, q.depth, b.*,
            coalesce(max(q.idf * b.max_impact) FILTER (WHERE b.nth > q.depth) OVER (PARTITION BY q.term), 0) AS bound
     FROM query_terms q
     CROSS JOIN LATERAL (
@@ -131,27 +131,33 @@ cut_terms AS (
     FROM term_blocks WHERE nth = 1
 ),
 text_read AS (
-    SELECT p.key, max(p.length) AS length,
-           sum(b.idf * p.tf * (%(k1)s + 1) / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.length / s.avgdl))) AS partial,
-           (SELECT bound FROM cut_terms) - sum(b.bound) AS missing  -- bounds of the cut terms not found
-    FROM term_blocks b
-    CROSS JOIN stats s
-    CROSS JOIN LATERAL unnest(b.chunk_keys, b.tfs, b.lengths) AS p(key, tf, length)
-    {text_join}
-    WHERE {text_filter} AND b.nth <= coalesce(b.depth, b.nth)
-      AND NOT EXISTS (SELECT FROM {tombstones} d WHERE d.key = p.key)  -- postings of deleted chunks
-    GROUP BY p.key
+    SELECT r.* FROM (
+        SELECT p.key, max(p.length) AS length,
+               sum(p.idf * p.tf * (%(k1)s + 1) / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.length / p.avgdl))) AS partial,
+               (SELECT bound FROM cut_terms) - sum(p.bound) AS missing  -- bounds of the cut terms not found
+        FROM (  -- unnest in the select list: the arrays in step, no tuplestore per block
+            SELECT b.idf, b.avgdl, b.bound,
+                   unnest(b.chunk_keys) AS key, unnest(b.tfs) AS tf, unnest(b.lengths) AS length
+            FROM term_blocks b WHERE b.nth <= coalesce(b.depth, b.nth)
+        ) p
+        {text_join}
+        WHERE {text_filter}
+        GROUP BY p.key
+    ) r
+    -- deleted chunks' postings, dropped once per chunk (below the GROUP BY, the planner
+    -- would expect one row and sort rather than hash)
+    WHERE NOT EXISTS (SELECT FROM {tombstones} d WHERE d.key = r.key)
 ),
 text_threshold AS (  -- at least `candidates` chunks score this much: no other can enter the leg
     SELECT coalesce(min(partial), 0) AS tau
-    FROM (SELECT partial FROM text_read ORDER BY partial DESC LIMIT %(candidates)s) top
+    FROM (SELECT partial FROM text_read ORDER BY partial DESC LIMIT {candidates}) top
 ),
 text_unsure AS (
     SELECT key, length FROM (
         SELECT key, length FROM text_read
         WHERE missing > 0 AND partial + missing >= (SELECT tau FROM text_threshold)
         ORDER BY partial + missing DESC
-        LIMIT %(rescore)s
+        LIMIT {rescore}
     ) bounded
     UNION ALL
     SELECT c.key, l.length
@@ -185,7 +191,7 @@ text_leg AS (
         ) found
         GROUP BY key
         ORDER BY score DESC, key
-        LIMIT %(candidates)s
+        LIMIT {candidates}
     ) scored
 )"""
 
@@ -197,7 +203,7 @@ vector_leg AS (
         FROM {chunks} c
         WHERE {filter} AND c.document_id IS DISTINCT FROM %(exclude_document)s::text
         ORDER BY distance
-        LIMIT %(candidates)s
+        LIMIT {candidates}
     ) nearest
 )"""
 
@@ -222,7 +228,7 @@ SELECT id, document_id, content, metadata, score, vector_rank, text_rank
 FROM ranked
 WHERE nth_in_document = 1 OR NOT %(collapse)s
 ORDER BY score DESC, id COLLATE "C"
-LIMIT %(k)s"""
+LIMIT {k}"""
 
 
 def build_search(
@@ -241,11 +247,14 @@ def build_search(
     """
     filter_sql, filter_params = compile_filter(params.filter, sql.SQL("c.metadata"))
     chunks = collection.table()
+    # row counts are literals, not parameters: a cached generic plan then still sees a LIMIT
+    # of 100 and keeps the HNSW and key index scans
+    candidates = sql.Literal(params.candidates)
     legs = []  # the vector leg first: the text leg rescores its chunks
     if params.mode in ("hybrid", "vector"):
         if embedding is None:
             raise ValueError("vector and hybrid searches need the query embedding")
-        legs.append(sql.SQL(_VECTOR_LEG).format(chunks=chunks, filter=filter_sql))
+        legs.append(sql.SQL(_VECTOR_LEG).format(chunks=chunks, filter=filter_sql, candidates=candidates))
     else:
         legs.append(sql.SQL(_EMPTY_LEG).format(name=sql.Identifier("vector_leg")))
     if params.mode in ("hybrid", "text"):
@@ -256,6 +265,8 @@ def build_search(
                 postings=collection.table("postings"),
                 tombstones=collection.table("tombstones"),
                 chunks=chunks,
+                candidates=candidates,
+                rescore=sql.Literal(TEXT_RESCORE * params.candidates),
                 text_join=sql.SQL("JOIN {} c ON c.key = p.key").format(chunks) if filtered else sql.SQL(""),
                 text_filter=sql.SQL("{} AND c.document_id IS DISTINCT FROM %(exclude_document)s::text").format(
                     filter_sql
@@ -266,7 +277,12 @@ def build_search(
         )
     else:
         legs.append(sql.SQL(_EMPTY_LEG).format(name=sql.Identifier("text_leg")))
-    statement = sql.SQL("WITH") + sql.SQL(",").join(legs) + sql.SQL(",") + sql.SQL(_FUSE).format(chunks=chunks)
+    statement = (
+        sql.SQL("WITH")
+        + sql.SQL(",").join(legs)
+        + sql.SQL(",")
+        + sql.SQL(_FUSE).format(chunks=chunks, k=sql.Literal(params.k))
+    )
     values: dict[str, Any] = {
         "collection": collection.name,
         "text_config": collection.text_config,
@@ -276,16 +292,13 @@ def build_search(
         "embedding": embedding,
         "k1": BM25_K1,
         "b": BM25_B,
-        "candidates": params.candidates,
         # a filter can reject every chunk of a bounded read: filtered searches read all postings
         "blocks": None if params.exact_text or params.filter or exclude_document is not None else TEXT_BLOCKS,
-        "rescore": TEXT_RESCORE * params.candidates,
         "exact_up_to": TEXT_EXACT_UP_TO,
         "rrf_k": params.rrf_k,
         "w_vector": float(params.weights[0]),
         "w_text": float(params.weights[1]),
         "collapse": params.collapse,
-        "k": params.k,
         **filter_params,
     }
     return statement, values
@@ -299,6 +312,9 @@ def session_settings(params: SearchParams, settings: Settings, *, iterative_scan
         "SELECT set_config('hnsw.ef_search', %(ef_search)s, true), set_config('statement_timeout', %(timeout)s, true)"
     )
     values = {"ef_search": str(ef_search), "timeout": str(settings.statement_timeout_ms)}
+    if params.filter:
+        # how selective a filter is decides the plan: never reuse a generic one for it
+        statement += ", set_config('plan_cache_mode', 'force_custom_plan', true)"
     if iterative_scan and params.filter:
         # a selective filter would leave the HNSW scan with fewer than k rows; keep scanning
         statement += ", set_config('hnsw.iterative_scan', 'relaxed_order', true)"

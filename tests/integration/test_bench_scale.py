@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from bench._data import load_corpus
 from bench.cli import bench as bench_group
-from bench.scale import SyntheticCorpus
+from bench.scale import ExactNeighbours, SyntheticCorpus
 
 TINY_BEIR = Path(__file__).parent.parent / "fixtures" / "tiny_beir"
 
@@ -43,7 +43,8 @@ def test_synthetic_chunks_are_reproducible(synthetic):
 
 def test_bench_scale_reports_every_size_and_draws_the_plot(settings, fake_embeddings, tmp_path):
     plot = tmp_path / "scale.png"
-    args = ["scale", str(TINY_BEIR), "--sizes", "40,80", "--json", "--plot", str(plot), "--drop"]
+    args = ["scale", str(TINY_BEIR), "--sizes", "40,80", "--ef-search", "100,200", "--json", "--plot", str(plot)]
+    args.append("--drop")
     result = CliRunner().invoke(bench_group, args)
 
     assert result.exit_code == 0, result.output + result.stderr
@@ -53,6 +54,8 @@ def test_bench_scale_reports_every_size_and_draws_the_plot(settings, fake_embedd
         assert set(entry["modes"]) == {"hybrid", "hybrid_exact_text", "vector", "text", "text_exact"}
         assert all(mode["p50_ms"] > 0 for mode in entry["modes"].values())
         assert 0 <= entry["hnsw_recall@10"] <= 1
+        assert [point["ef_search"] for point in entry["ef_search_sweep"]] == [100, 200]
+        assert all(point["recall@10"] == 1 for point in entry["ef_search_sweep"])  # ef_search above the size: exact
         assert entry["text_top10_overlap_with_exact"] == 1  # nothing is cut in a tiny collection
         assert entry["build"]["total_s"] > 0 and entry["total_bytes"] > 0
     assert plot.read_bytes().startswith(b"\x89PNG")
@@ -71,3 +74,23 @@ def test_bench_scale_refuses_a_size_below_the_real_corpus(settings, fake_embeddi
 
     assert result.exit_code != 0
     assert "below the real corpus" in result.stderr
+
+
+def test_exact_neighbours_folded_in_batches_match_a_search_over_all_vectors():
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((1000, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = [(f"q{i}", "", rng.standard_normal(16).astype(np.float32)) for i in range(5)]
+    nearest = ExactNeighbours(queries)
+    for start in range(0, 1000, 64):
+        nearest.add(vectors[start : start + 64], start)
+
+    found = nearest.ids([f"row-{i}" for i in range(1000)])
+    for qid, _text, vector in queries:
+        best = np.argsort(-(vectors @ vector))[:10]
+        assert set(found[qid]) == {f"row-{i}" for i in best}
+
+
+def test_bench_scale_rejects_ef_search_below_the_leg_depth():
+    result = CliRunner().invoke(bench_group, ["scale", str(TINY_BEIR), "--ef-search", "40"])
+    assert result.exit_code == 2 and "between 100" in result.output

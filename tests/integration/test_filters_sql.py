@@ -102,3 +102,28 @@ def test_filter_applies_inside_each_leg_so_hybrid_ranks_only_matching_chunks(set
     # ranks inside each leg count only matching chunks: 1..n without gaps
     assert sorted(h.vector_rank for h in hits) == list(range(1, expected + 1))
     assert sorted(h.text_rank for h in hits) == list(range(1, expected + 1))
+
+
+def _plans(conn) -> tuple[int, int]:
+    """(generic, custom) plans of the connection's prepared search statement."""
+    row = conn.execute(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE 'WITH%vector_leg%'"
+    ).fetchone()
+    return (row[0], row[1]) if row else (0, 0)
+
+
+def test_a_filtered_search_is_planned_for_its_values_even_where_plans_are_reused(
+    settings, fake_model, filtered_collection
+):
+    def plans_after_eight(params_of) -> tuple[int, int]:
+        with open_primary(settings) as conn:
+            conn.execute("SET plan_cache_mode = force_generic_plan")  # a server that reuses plans
+            for year in range(2010, 2018):
+                search(conn, settings, filtered_collection, "shared filter words", params_of(year), model=fake_model)
+            return _plans(conn)
+
+    generic, _custom = plans_after_eight(lambda year: SearchParams())
+    assert generic > 0  # the statement is prepared and its plan reused
+
+    generic, custom = plans_after_eight(lambda year: SearchParams(filter={"year": {"$gte": year}}))
+    assert generic == 0 and custom > 0
