@@ -138,7 +138,7 @@ def _ef_values(_ctx: click.Context, _param: click.Parameter, value: str) -> tupl
     default="100,200,400,800",
     show_default=True,
     callback=_ef_values,
-    help="HNSW ef_search values whose recall@10 and vector-leg latency are measured per size.",
+    help="HNSW ef_search values at which recall@10 and vector and hybrid latency are measured per size.",
 )
 @json_option
 @out_option

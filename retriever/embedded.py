@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import warnings
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
+
 from retriever.errors import ConfigurationError, DatabaseUnavailable
 
-__all__ = ["embedded_dsn", "stop_embedded"]
+__all__ = ["embedded_dsn", "shared_buffers_mb", "stop_embedded"]
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +42,39 @@ def embedded_dsn(home: Path) -> str:
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     try:
         server = pgserver.get_server(home / "pgdata", cleanup_mode=None)
+        _size_shared_buffers(pgserver, server)
     except Exception as exc:  # pgserver raises subprocess and assertion errors alike
         raise DatabaseUnavailable(f"could not start the embedded Postgres in {home}: {exc}") from exc
     return server.get_uri()
+
+
+def shared_buffers_mb() -> int:
+    """A quarter of the machine's memory, within [128 MB, 4 GB]: the embedded server's cache."""
+    memory_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    return max(128, min(4096, memory_mb // 4))
+
+
+_SHARED_BUFFERS = """
+SELECT sourcefile IS NULL OR sourcefile NOT LIKE '%postgresql.auto.conf' AS initdb_default, pending_restart
+FROM pg_settings WHERE name = 'shared_buffers'
+"""
+
+
+def _size_shared_buffers(pgserver, server) -> None:  # type: ignore[no-untyped-def]
+    """Once per data directory, raise Postgres' 128 MB default and restart.
+
+    At 128 MB a million-chunk collection's HNSW graph (2 GB) is read through the OS page
+    cache on every search. A value set with ALTER SYSTEM (by this or by an operator) is
+    left alone, so this runs on the first start only, before anything else connects.
+    """
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        initdb_default, pending = conn.execute(_SHARED_BUFFERS).fetchone()  # type: ignore[misc]
+        if not initdb_default or pending:
+            return
+        size = sql.Literal(f"{shared_buffers_mb()}MB")
+        conn.execute(sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(size))
+    pgdata = server.pgdata
+    pgserver.pg_ctl(["-w", "-l", str(pgdata / "log"), "restart"], pgdata=pgdata, user=server.system_user)
 
 
 def stop_embedded(home: Path) -> None:

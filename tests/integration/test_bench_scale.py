@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from bench._data import load_corpus
 from bench.cli import bench as bench_group
 from bench.scale import ExactNeighbours, SyntheticCorpus
+from retriever.database import open_primary
 
 TINY_BEIR = Path(__file__).parent.parent / "fixtures" / "tiny_beir"
 
@@ -94,3 +95,21 @@ def test_exact_neighbours_folded_in_batches_match_a_search_over_all_vectors():
 def test_bench_scale_rejects_ef_search_below_the_leg_depth():
     result = CliRunner().invoke(bench_group, ["scale", str(TINY_BEIR), "--ef-search", "40"])
     assert result.exit_code == 2 and "between 100" in result.output
+
+
+def test_bench_scale_rebuilds_a_kept_collection_whose_hnsw_was_built_otherwise(settings, fake_embeddings):
+    args = ["scale", str(TINY_BEIR), "--sizes", "40", "--ef-search", "100", "--json"]
+    first = CliRunner().invoke(bench_group, args)
+    again = CliRunner().invoke(bench_group, args)
+    assert first.exit_code == 0 and again.exit_code == 0, first.output + again.output
+    assert "reusing bench_scale_40" in again.stderr
+
+    with open_primary(settings) as conn:
+        conn.execute("DROP INDEX hybrid_rag.bench_scale_40_embedding_hnsw")
+        conn.execute(
+            "CREATE INDEX bench_scale_40_embedding_hnsw ON hybrid_rag.bench_scale_40 "
+            "USING hnsw (embedding vector_cosine_ops) WITH (m = 8)"
+        )
+    rebuilt = CliRunner().invoke(bench_group, [*args, "--drop"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "building bench_scale_40" in rebuilt.stderr
