@@ -73,8 +73,22 @@ def _size_shared_buffers(pgserver, server) -> None:  # type: ignore[no-untyped-d
             return
         size = sql.Literal(f"{shared_buffers_mb()}MB")
         conn.execute(sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(size))
-    pgdata = server.pgdata
-    pgserver.pg_ctl(["-w", "-l", str(pgdata / "log"), "restart"], pgdata=pgdata, user=server.system_user)
+    restart = ["-w", "-l", str(server.pgdata / "log"), "restart"]
+    try:
+        pgserver.pg_ctl(restart, pgdata=server.pgdata, user=server.system_user)
+    except Exception:  # e.g. the memory cannot be mapped: back to the default, which started before
+        log.warning("the embedded Postgres did not start with larger shared_buffers; keeping 128 MB")
+        _pin_default_shared_buffers(server.pgdata)
+        pgserver.pg_ctl(restart, pgdata=server.pgdata, user=server.system_user)
+
+
+def _pin_default_shared_buffers(pgdata: Path) -> None:
+    """Rewrite the `shared_buffers` line ALTER SYSTEM wrote to the default, so that later
+    starts take it as settled (the server is down: editing the file is safe)."""
+    auto = pgdata / "postgresql.auto.conf"
+    lines = auto.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if not line.startswith("shared_buffers")]
+    auto.write_text("".join(kept) + "shared_buffers = '128MB'\n", encoding="utf-8")
 
 
 def stop_embedded(home: Path) -> None:
