@@ -36,6 +36,7 @@ from retriever.writer import PreparedDocument, existing_hashes
 __all__ = [
     "LC_SCHEMA",
     "checkpoint",
+    "document_batches",
     "drop_ours",
     "drop_pgvectorstore",
     "final_state",
@@ -51,7 +52,8 @@ BATCH_CHUNKS = 256  # ingest_documents' default batch
 HNSW_M, HNSW_EF_CONSTRUCTION = 16, 64
 
 
-def _batches(documents: Sequence[PreparedDocument], size: int) -> Iterator[list[PreparedDocument]]:
+def document_batches(documents: Sequence[PreparedDocument], size: int) -> Iterator[list[PreparedDocument]]:
+    """Whole documents in batches of at least `size` chunks (the last may hold fewer)."""
     batch: list[PreparedDocument] = []
     chunks = 0
     for document in documents:
@@ -73,7 +75,7 @@ def load_ours(settings: Settings, name: str, corpus: Corpus, vectors: np.ndarray
             lambda: open_primary(settings), collection, hnsw_m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION
         ) as writer:
             offset = 0
-            for batch in _batches(corpus.documents, BATCH_CHUNKS):
+            for batch in document_batches(corpus.documents, BATCH_CHUNKS):
                 stored = existing_hashes(reader, collection, [document.document_id for document in batch])
                 count = sum(len(document.chunks) for document in batch)
                 writer.submit(batch, vectors[offset : offset + count], replacing=bool(stored))

@@ -40,7 +40,7 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from bench._data import Corpus, load_benchmark
-from bench._stores import HNSW_EF_CONSTRUCTION, HNSW_M, drop_ours
+from bench._stores import BATCH_CHUNKS, HNSW_EF_CONSTRUCTION, HNSW_M, document_batches, drop_ours
 from eval import chunks_to_documents, score_run
 from ingest import Chunk
 from ingest._hash import sha256_hex
@@ -181,9 +181,8 @@ def _build(
         lambda: open_primary(settings), collection, hnsw_m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION
     ) as writer:
         offset = 0
-        for start in range(0, len(corpus.documents), 256):
-            batch = corpus.documents[start : start + 256]
-            count = sum(len(d.chunks) for d in batch)
+        for batch in document_batches(corpus.documents, BATCH_CHUNKS):
+            count = sum(len(document.chunks) for document in batch)
             writer.submit(batch, vectors[offset : offset + count], replacing=False)
             offset += count
         with tqdm(total=extra, unit=" chunks", desc=f"loading {size:,}", disable=not sys.stderr.isatty()) as bar:
@@ -245,25 +244,28 @@ def _sizes(conn: psycopg.Connection, name: str) -> dict[str, Any]:
 
 
 def _measure(
-    settings: Settings, name: str, queries: list[tuple[str, str, np.ndarray]], qrels: dict[str, dict[str, int]]
+    settings: Settings,
+    name: str,
+    queries: list[tuple[str, str, np.ndarray]],
+    qrels: dict[str, dict[str, int]],
+    modes: dict[str, tuple[str, SearchParams]] = MODES,
 ) -> dict[str, dict[str, Any]]:
-    runs: dict[str, dict[str, list[str]]] = {key: {} for key in MODES}
-    documents: dict[str, dict[str, dict[str, float]]] = {key: {} for key in MODES}
-    times: dict[str, list[float]] = {key: [] for key in MODES}
+    """nDCG@10, p50/p95 database time and top 10s of each mode, modes in rotating order per query."""
+    runs: dict[str, dict[str, list[str]]] = {key: {} for key in modes}
+    documents: dict[str, dict[str, dict[str, float]]] = {key: {} for key in modes}
+    times: dict[str, list[float]] = {key: [] for key in modes}
     warmup = min(WARMUP, len(queries) // 5)  # discarded: caches fill during the first queries
     # the exact references read every posting of every term: run beside the bounded modes,
     # they would evict the working set those are timed with, so they get a pass of their own
-    passes = [
-        [key for key in MODES if not MODES[key][1].exact_text],
-        [key for key in MODES if MODES[key][1].exact_text],
-    ]
+    bounded = [key for key in modes if not modes[key][1].exact_text]
+    passes = [keys for keys in (bounded, [key for key in modes if key not in bounded]) if keys]
     with open_primary(settings) as conn:
         for keys in passes:
             progress = tqdm(queries, desc="queries", unit=" q", leave=False, disable=not sys.stderr.isatty())
             for position, (qid, text, vector) in enumerate(progress):
                 turn = position % len(keys)
                 for key in keys[turn:] + keys[:turn]:
-                    params = MODES[key][1]
+                    params = modes[key][1]
                     embedding = None if params.mode == "text" else vector
                     result = search(conn, settings, name, text, params, embedding=embedding)
                     runs[key][qid] = [hit.id for hit in result.hits]
@@ -271,7 +273,7 @@ def _measure(
                     if position >= warmup:
                         times[key].append(result.took_ms)
     measured = {}
-    for key, (label, _params) in MODES.items():
+    for key, (label, _params) in modes.items():
         metrics = score_run(qrels, documents[key])
         measured[key] = {
             "label": label,
@@ -287,29 +289,20 @@ def _ef_sweep(
     settings: Settings,
     name: str,
     queries: list[tuple[str, str, np.ndarray]],
+    qrels: dict[str, dict[str, int]],
     exact: dict[str, list[str]],
     ef_values: tuple[int, ...],
 ) -> list[dict[str, float]]:
     """HNSW recall@10 and the vector leg's and the hybrid's database time at each `hnsw.ef_search`."""
     sweep = []
-    warmup = min(WARMUP, len(queries) // 5)
-    with open_primary(settings) as conn:
-        for ef in ef_values:
-            modes = {mode: replace(MODES[mode][1], ef_search=ef) for mode in ("vector", "hybrid")}
-            found: dict[str, list[str]] = {}
-            times: dict[str, list[float]] = {mode: [] for mode in modes}
-            for position, (qid, text, vector) in enumerate(queries):
-                for mode, params in modes.items():
-                    result = search(conn, settings, name, text, params, embedding=vector)
-                    if mode == "vector":
-                        found[qid] = [hit.id for hit in result.hits]
-                    if position >= warmup:
-                        times[mode].append(result.took_ms)
-            point: dict[str, float] = {"ef_search": ef, "recall@10": _recall(found, exact)}
-            for mode, values in times.items():
-                point[f"{mode}_p50_ms"] = float(np.percentile(values, 50))
-                point[f"{mode}_p95_ms"] = float(np.percentile(values, 95))
-            sweep.append(point)
+    for ef in ef_values:
+        modes = {key: (MODES[key][0], replace(MODES[key][1], ef_search=ef)) for key in ("vector", "hybrid")}
+        measured = _measure(settings, name, queries, qrels, modes)
+        point: dict[str, float] = {"ef_search": ef, "recall@10": _recall(measured["vector"]["top10"], exact)}
+        for key, mode in measured.items():
+            point[f"{key}_p50_ms"] = mode["p50_ms"]
+            point[f"{key}_p95_ms"] = mode["p95_ms"]
+        sweep.append(point)
     return sweep
 
 
@@ -384,11 +377,12 @@ def run_scale_bench(
             build = _build(settings, name, size, corpus, vectors, synthetic, model.name, nearest)
             sidecar.parent.mkdir(parents=True, exist_ok=True)
             sidecar.write_text(json.dumps(build), encoding="utf-8")
-            neighbours.write_text(json.dumps(nearest.ids(ids)), encoding="utf-8")
+            exact = nearest.ids(ids)
+            neighbours.write_text(json.dumps(exact), encoding="utf-8")
         else:
             click.echo(f"reusing {name} (built earlier; --fresh rebuilds)", err=True)
             build = json.loads(sidecar.read_text(encoding="utf-8"))
-        exact = _exact_neighbours(neighbours, queries, vectors, synthetic, ids)
+            exact = _exact_neighbours(neighbours, queries, vectors, synthetic, ids)
         click.echo(f"querying {name}", err=True)
         with open_primary(settings) as conn:
             conn.execute("VACUUM (ANALYZE) hybrid_rag.collections")
@@ -400,7 +394,7 @@ def run_scale_bench(
             **sizes_,
             "modes": {key: {k: v for k, v in m.items() if k != "top10"} for key, m in measured.items()},
             "hnsw_recall@10": _recall(measured["vector"]["top10"], exact),
-            "ef_search_sweep": _ef_sweep(settings, name, queries, exact, ef_values),
+            "ef_search_sweep": _ef_sweep(settings, name, queries, dataset.qrels, exact, ef_values),
             "text_top10_overlap_with_exact": _overlap(measured["text"]["top10"], measured["text_exact"]["top10"]),
             "hybrid_top10_overlap_with_exact_text": _overlap(
                 measured["hybrid"]["top10"], measured["hybrid_exact_text"]["top10"]

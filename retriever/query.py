@@ -315,9 +315,9 @@ def session_settings(params: SearchParams, settings: Settings, *, iterative_scan
     if params.filter:
         # how selective a filter is decides the plan: never reuse a generic one for it
         statement += ", set_config('plan_cache_mode', 'force_custom_plan', true)"
-    if iterative_scan and params.filter:
-        # a selective filter would leave the HNSW scan with fewer than k rows; keep scanning
-        statement += ", set_config('hnsw.iterative_scan', 'relaxed_order', true)"
+        if iterative_scan:
+            # a selective filter would leave the HNSW scan with fewer than k rows; keep scanning
+            statement += ", set_config('hnsw.iterative_scan', 'relaxed_order', true)"
     return statement, values
 
 
