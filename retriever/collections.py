@@ -41,6 +41,7 @@ __all__ = [
     "list_collections",
     "list_collections_async",
     "missing_indexes",
+    "skip_array_statistics",
     "validate_name",
 ]
 
@@ -179,6 +180,18 @@ CREATE TABLE {tombstones} (
 """
 
 
+# No query's plan depends on the block arrays' contents, and sampling them is most of ANALYZE's time.
+_NO_ARRAY_STATISTICS = (
+    "ALTER TABLE {postings} ALTER COLUMN chunk_keys SET STATISTICS 0, "
+    "ALTER COLUMN tfs SET STATISTICS 0, ALTER COLUMN lengths SET STATISTICS 0"
+)
+
+
+def skip_array_statistics(cur: psycopg.Cursor, collection: Collection) -> None:
+    """Keep ANALYZE off the posting blocks' arrays (a quarter of the time; no plan uses them)."""
+    cur.execute(sql.SQL(_NO_ARRAY_STATISTICS).format(postings=collection.table("postings")))
+
+
 def create_postings(cur: psycopg.Cursor, collection: Collection) -> None:
     """Create the collection's (empty) postings and tombstones tables."""
     cur.execute(
@@ -190,6 +203,7 @@ def create_postings(cur: psycopg.Cursor, collection: Collection) -> None:
             block=sql.Literal(POSTINGS_BLOCK),
         )
     )
+    skip_array_statistics(cur, collection)
 
 
 def create_collection(

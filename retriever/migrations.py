@@ -45,7 +45,19 @@ def m002_posting_blocks(cur: psycopg.Cursor) -> None:
         rebuild_postings(cur, collection)
 
 
-MIGRATIONS: tuple[Callable[[psycopg.Cursor], None], ...] = (m001_initial, m002_posting_blocks)
+def m003_no_array_statistics(cur: psycopg.Cursor) -> None:
+    """ANALYZE stops sampling the posting blocks' arrays, which no plan uses."""
+    from retriever.collections import list_collections, skip_array_statistics
+
+    for collection in list_collections(cur.connection):
+        skip_array_statistics(cur, collection)
+
+
+MIGRATIONS: tuple[Callable[[psycopg.Cursor], None], ...] = (
+    m001_initial,
+    m002_posting_blocks,
+    m003_no_array_statistics,
+)
 
 
 def migrate(conn: psycopg.Connection) -> list[str]:

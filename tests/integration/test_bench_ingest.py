@@ -26,6 +26,19 @@ def test_bench_ingest_prints_rows_per_second_for_both_stores(settings, fake_embe
     assert report["final_state"]["ours"]["postings"] > 0
 
 
+def test_bench_ingest_bounds_the_ratio_by_the_work_the_final_state_needs(settings, fake_embeddings):
+    result = CliRunner().invoke(bench_group, ["ingest", str(TINY_BEIR), "--json"])
+
+    assert result.exit_code == 0, result.output + result.stderr
+    report = json.loads(result.stdout)
+    ceiling = report["ceiling"]
+    for key in ("tsvector_s", "postings_s", "gin_s", "hnsw_s"):
+        assert ceiling[key] > 0, key
+    assert ceiling["floor_s"] > ceiling["floor_without_postings_s"]
+    assert ceiling["floor_s"] <= report["ours"]["seconds"]  # a floor: no run beats it
+    assert ceiling["max_ratio"] >= report["ratio"]
+
+
 def test_bench_ingest_drops_its_tables(settings, fake_embeddings):
     result = CliRunner().invoke(bench_group, ["ingest", str(TINY_BEIR), "--rows", "5"])
 
