@@ -36,7 +36,7 @@ from retriever.collections import get_collection
 from retriever.database import open_primary, primary_dsn
 from retriever.embeddings import EmbeddingModel
 from retriever.settings import Settings
-from retriever.writer import finish_bulk
+from retriever.writer import refresh_postings
 
 __all__ = ["run_ingest_bench"]
 
@@ -103,7 +103,7 @@ def _work_alone(settings: Settings, name: str) -> dict[str, float]:
         tsvectors = time.perf_counter() - started
         with conn.transaction(force_rollback=True):  # the same blocks again, then put back as they were
             started = time.perf_counter()
-            finish_bulk(conn, collection)
+            refresh_postings(conn, collection)
             postings = time.perf_counter() - started
     return {"tsvector_s": tsvectors, "postings_s": postings}
 

@@ -236,8 +236,8 @@ def collections_command(as_json: bool, database_url: str | None) -> None:
 def maintain_command(names: tuple[str, ...], reindex: bool, as_json: bool, database_url: str | None) -> None:
     """VACUUM ANALYZE, drop unused terms, build missing indexes, report sizes.
 
-    Run it after large deletes or re-ingests: it also rebuilds the BM25 posting blocks
-    once over 10% of their postings belong to deleted chunks. --reindex after heavy
+    Run it after large deletes: it also rebuilds the BM25 posting blocks once deleted
+    chunks are over 10% of those they hold (ingest does so by itself). --reindex after heavy
     churn (deleted rows degrade an HNSW graph). Sizes tell whether the HNSW index
     still fits in RAM.
 

@@ -12,7 +12,8 @@ A collection `docs` owns, in schema `hybrid_rag`:
 
 Postings are append-only: a deleted chunk's postings stay behind (its document
 frequencies are decremented at once, its key is recorded as a tombstone that searches
-skip) until `hybrid-rag maintain` rebuilds the blocks.
+skip) until the blocks are rebuilt beside the live ones and swapped in, by an ingest
+that leaves many tombstones or by `hybrid-rag maintain`.
 """
 
 from __future__ import annotations
@@ -38,10 +39,12 @@ __all__ = [
     "ensure_indexes",
     "get_collection",
     "get_collection_async",
+    "index_postings",
     "list_collections",
     "list_collections_async",
     "missing_indexes",
     "skip_array_statistics",
+    "swap_postings",
     "validate_name",
 ]
 
@@ -157,28 +160,30 @@ CREATE TABLE {documents} (
     chunk_count  integer NOT NULL,
     updated_at   timestamptz NOT NULL DEFAULT now()
 );
-CREATE TABLE {terms} (
-    term  text COLLATE "C" PRIMARY KEY,
-    df    integer NOT NULL
+CREATE TABLE {tombstones} (
+    key  bigint PRIMARY KEY  -- a deleted chunk whose postings are still in the blocks
 );
 """
 
 
 _CREATE_POSTINGS = """
+CREATE TABLE {terms} (
+    term  text COLLATE "C" PRIMARY KEY,
+    df    integer NOT NULL
+);
 CREATE TABLE {postings} (
     term        text COLLATE "C" NOT NULL,  -- equality only: byte order sorts and builds faster
     max_impact  real NOT NULL,              -- the block's best BM25 term weight (without idf)
     chunk_keys  bigint[] NOT NULL,          -- ≤ POSTINGS_BLOCK postings, best impact first
     tfs         integer[] NOT NULL,
     lengths     integer[] NOT NULL          -- chunk lengths in lexemes
-);
-CREATE INDEX {order_index} ON {postings} (term, max_impact DESC);
-CREATE INDEX {tails_index} ON {postings} (term) WHERE cardinality(chunk_keys) < {block};
-CREATE TABLE {tombstones} (
-    key  bigint PRIMARY KEY  -- a deleted chunk whose postings are still in the blocks
-);
+)
 """
 
+_INDEX_POSTINGS = """
+CREATE INDEX {order_index} ON {postings} (term, max_impact DESC);
+CREATE INDEX {tails_index} ON {postings} (term) WHERE cardinality(chunk_keys) < {block}
+"""
 
 # No query's plan depends on the block arrays' contents, and sampling them is most of ANALYZE's time.
 _NO_ARRAY_STATISTICS = (
@@ -187,23 +192,55 @@ _NO_ARRAY_STATISTICS = (
 )
 
 
-def skip_array_statistics(cur: psycopg.Cursor, collection: Collection) -> None:
+def _posting_names(collection: Collection, suffix: str) -> dict[str, sql.Identifier]:
+    return {
+        "terms": collection.table(f"terms{suffix}"),
+        "postings": collection.table(f"postings{suffix}"),
+        "order_index": collection.index(f"postings_order{suffix}"),
+        "tails_index": collection.index(f"postings_tails{suffix}"),
+    }
+
+
+def skip_array_statistics(cur: psycopg.Cursor, collection: Collection, *, suffix: str = "") -> None:
     """Keep ANALYZE off the posting blocks' arrays (a quarter of the time; no plan uses them)."""
-    cur.execute(sql.SQL(_NO_ARRAY_STATISTICS).format(postings=collection.table("postings")))
+    cur.execute(sql.SQL(_NO_ARRAY_STATISTICS).format(postings=collection.table(f"postings{suffix}")))
 
 
-def create_postings(cur: psycopg.Cursor, collection: Collection) -> None:
-    """Create the collection's (empty) postings and tombstones tables."""
-    cur.execute(
-        sql.SQL(_CREATE_POSTINGS).format(
-            postings=collection.table("postings"),
-            tombstones=collection.table("tombstones"),
-            order_index=collection.index("postings_order"),
-            tails_index=collection.index("postings_tails"),
-            block=sql.Literal(POSTINGS_BLOCK),
-        )
-    )
-    skip_array_statistics(cur, collection)
+def create_postings(cur: psycopg.Cursor, collection: Collection, *, suffix: str = "", indexed: bool = True) -> None:
+    """Create empty terms and posting-block tables; a `suffix` names a set built beside the live one."""
+    cur.execute(sql.SQL(_CREATE_POSTINGS).format(**_posting_names(collection, suffix)))
+    skip_array_statistics(cur, collection, suffix=suffix)
+    if indexed:
+        index_postings(cur, collection, suffix=suffix)
+
+
+def index_postings(cur: psycopg.Cursor, collection: Collection, *, suffix: str = "") -> None:
+    """Index posting blocks (after filling them, for a set built beside the live one)."""
+    names = _posting_names(collection, suffix)
+    cur.execute(sql.SQL(_INDEX_POSTINGS).format(**names, block=sql.Literal(POSTINGS_BLOCK)))
+
+
+def swap_postings(cur: psycopg.Cursor, collection: Collection, suffix: str) -> None:
+    """Put the terms and blocks built under `suffix` in place of the live ones, and clear the tombstones.
+
+    Only these catalog changes lock searches out, for as long as the caller's transaction stays open.
+    """
+    name = collection.name
+    renames = [
+        ("TABLE", f"{name}__postings{suffix}", f"{name}__postings"),
+        ("TABLE", f"{name}__terms{suffix}", f"{name}__terms"),
+        ("INDEX", f"{name}__terms{suffix}_pkey", f"{name}__terms_pkey"),
+        ("INDEX", f"{name}_postings_order{suffix}", f"{name}_postings_order"),
+        ("INDEX", f"{name}_postings_tails{suffix}", f"{name}_postings_tails"),
+    ]
+    live = (collection.table("postings"), collection.table("terms"))
+    statements = [sql.SQL("DROP TABLE IF EXISTS {}, {}").format(*live)]
+    statements += [
+        sql.SQL("ALTER {} {} RENAME TO {}").format(sql.SQL(kind), sql.Identifier(SCHEMA, old), sql.Identifier(new))
+        for kind, old, new in renames
+    ]
+    statements.append(sql.SQL("TRUNCATE {}").format(collection.table("tombstones")))
+    cur.execute(sql.SQL(";\n").join(statements))
 
 
 def create_collection(
@@ -233,7 +270,7 @@ def create_collection(
             sql.SQL(_CREATE_TABLES).format(
                 chunks=created.table(),
                 documents=created.table("documents"),
-                terms=created.table("terms"),
+                tombstones=created.table("tombstones"),
                 dimensions=sql.Literal(int(dimensions)),
                 config=sql.Literal(text_config),
                 document_index=created.index("document_id"),

@@ -5,7 +5,8 @@ on two connections at once (`to_tsvector` is CPU-bound: use both cores), then bu
 everything else in one pass: the HNSW graph on one connection while the BM25 posting
 blocks, document frequencies and the GIN index build on another.
 Each batch is still its own transaction, so a crash leaves whole documents only,
-and the next ingest finishes an interrupted bulk load.
+and the next ingest finishes an interrupted bulk load. An ingest that leaves many
+replaced or deleted chunks' postings behind rebuilds the blocks beside the live ones.
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ import psycopg
 from psycopg import sql
 
 from retriever.collections import Collection, ensure_index, get_collection, missing_indexes
-from retriever.writer import PreparedDocument, begin_bulk, bulk_pending, finish_bulk, write_documents
+from retriever.writer import (
+    REBUILD_TOMBSTONES,
+    PreparedDocument,
+    begin_bulk,
+    bulk_pending,
+    refresh_postings,
+    stale_share,
+    write_documents,
+)
 
 __all__ = ["BatchWriter"]
 
@@ -101,8 +110,9 @@ class BatchWriter:
                     if "embedding_hnsw" in missing
                     else None
                 )
-                if finishing:
-                    finish_bulk(first, collection)
+                refreshed = finishing or stale_share(first, collection) > REBUILD_TOMBSTONES
+                if refreshed:  # also drops replaced or deleted chunks' postings; analyzes the new blocks
+                    refresh_postings(first, collection)
                 if "tsv_gin" in missing:
                     ensure_index(first, collection, "tsv_gin")
                 if vector_index is not None:
@@ -110,7 +120,8 @@ class BatchWriter:
             phases["indexes"] = time.perf_counter() - start
             if finishing or missing or self.rows >= 1000:
                 start = time.perf_counter()
-                for suffix in ("", "postings", "terms", "documents", "tombstones"):
+                postings = () if refreshed else ("postings", "terms")  # a rebuild analyzed its own
+                for suffix in ("", "documents", "tombstones", *postings):
                     first.execute(sql.SQL("ANALYZE {}").format(collection.table(suffix)))
                 phases["analyze"] = time.perf_counter() - start
         if failures:

@@ -15,9 +15,9 @@ import psycopg
 from psycopg import sql
 
 from retriever.collections import SCHEMA, Collection, ensure_indexes
-from retriever.writer import rebuild_postings
+from retriever.writer import REBUILD_TOMBSTONES, refresh_postings, stale_share
 
-__all__ = ["REBUILD_TOMBSTONES", "CollectionStats", "collection_stats", "maintain_collection"]
+__all__ = ["CollectionStats", "collection_stats", "maintain_collection"]
 
 _SUFFIXES = ("", "documents", "postings", "terms", "tombstones")
 
@@ -58,7 +58,6 @@ _POSTINGS_COUNT = """
 SELECT (SELECT coalesce(sum(cardinality(chunk_keys)), 0) FROM {postings}),
        (SELECT coalesce(sum(df), 0) FROM {terms})
 """
-REBUILD_TOMBSTONES = 0.1  # rebuild the posting blocks when this share of postings is dead
 
 
 def _tables(collection: Collection) -> dict[str, sql.Identifier]:
@@ -101,10 +100,8 @@ def maintain_collection(conn: psycopg.Connection, collection: Collection, *, rei
 
     Needs an autocommit connection: VACUUM cannot run inside a transaction.
     """
-    stored, live = conn.execute(sql.SQL(_POSTINGS_COUNT).format(**_tables(collection))).fetchone()  # type: ignore[misc]
-    if reindex or stored - live > REBUILD_TOMBSTONES * stored:
-        with conn.transaction(), conn.cursor() as cur:
-            rebuild_postings(cur, collection)  # blocks the writes and text searches of this collection meanwhile
+    if reindex or stale_share(conn, collection) > REBUILD_TOMBSTONES:
+        refresh_postings(conn, collection)  # writes to this collection wait meanwhile; searches do not
     conn.execute(sql.SQL("DELETE FROM {} WHERE df <= 0").format(collection.table("terms")))
     if reindex:
         for index in ("embedding_hnsw", "tsv_gin"):

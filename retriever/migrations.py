@@ -35,14 +35,14 @@ def m001_initial(cur: psycopg.Cursor) -> None:
 
 def m002_posting_blocks(cur: psycopg.Cursor) -> None:
     """Postings move from one row per (term, chunk) to impact-ordered blocks: rebuild them."""
-    from retriever.collections import create_postings, list_collections
+    from retriever.collections import list_collections
     from retriever.writer import rebuild_postings
 
     for collection in list_collections(cur.connection):
         for suffix in ("postings", "tombstones"):
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(collection.table(suffix)))
-        create_postings(cur, collection)
-        rebuild_postings(cur, collection)
+        cur.execute(sql.SQL("CREATE TABLE {} (key bigint PRIMARY KEY)").format(collection.table("tombstones")))
+        rebuild_postings(cur, collection)  # creates the blocks, replaces the terms
 
 
 def m003_no_array_statistics(cur: psycopg.Cursor) -> None:

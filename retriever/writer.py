@@ -18,17 +18,26 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from ingest import Chunk
-from retriever.collections import POSTINGS_BLOCK, SCHEMA, Collection
+from retriever.collections import (
+    POSTINGS_BLOCK,
+    SCHEMA,
+    Collection,
+    create_postings,
+    index_postings,
+    swap_postings,
+)
 from retriever.query import BM25_B, BM25_K1
 
 __all__ = [
+    "REBUILD_TOMBSTONES",
     "PreparedDocument",
     "begin_bulk",
     "bulk_pending",
     "delete_documents",
     "existing_hashes",
-    "finish_bulk",
     "rebuild_postings",
+    "refresh_postings",
+    "stale_share",
     "write_documents",
 ]
 
@@ -43,7 +52,7 @@ class PreparedDocument:
 
 
 # Writers of one collection serialise on this lock; bulk-load batches share it (they only add
-# new documents and leave term statistics to `finish_bulk`, which takes it exclusively).
+# new documents and leave term statistics to `refresh_postings`, which takes it exclusively).
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('hybrid_rag.write:' || %(collection)s))"
 _SHARED_LOCK = "SELECT pg_advisory_xact_lock_shared(hashtext('hybrid_rag.write:' || %(collection)s))"
 
@@ -145,12 +154,15 @@ WHERE name = %(collection)s
 _NEW_CHUNKS = sql.SQL("c.document_id = ANY(%(document_ids)s)")
 
 
-def _format(statement: str, collection: Collection, selection: sql.Composable = _NEW_CHUNKS) -> sql.Composed:
+def _format(
+    statement: str, collection: Collection, selection: sql.Composable = _NEW_CHUNKS, *, suffix: str = ""
+) -> sql.Composed:
+    """`statement` over the collection's tables; `suffix` picks posting blocks and terms built beside the live ones."""
     return sql.SQL(statement).format(
         chunks=collection.table(),
         documents=collection.table("documents"),
-        postings=collection.table("postings"),
-        terms=collection.table("terms"),
+        postings=collection.table(f"postings{suffix}"),
+        terms=collection.table(f"terms{suffix}"),
         tombstones=collection.table("tombstones"),
         selection=selection,
         block=sql.Literal(POSTINGS_BLOCK),
@@ -158,10 +170,16 @@ def _format(statement: str, collection: Collection, selection: sql.Composable = 
 
 
 def _add_postings(
-    cur: psycopg.Cursor, collection: Collection, selection: sql.Composable, *, merge: bool = True, **values: object
+    cur: psycopg.Cursor,
+    collection: Collection,
+    selection: sql.Composable,
+    *,
+    merge: bool = True,
+    suffix: str = "",
+    **values: object,
 ) -> int:
     values = {"collection": collection.name, "k1": BM25_K1, "b": BM25_B, "merge": merge, **values}
-    cur.execute(_format(_POSTINGS, collection, selection), values)
+    cur.execute(_format(_POSTINGS, collection, selection, suffix=suffix), values)
     return int(cur.fetchone()[0])  # type: ignore[index]
 
 
@@ -194,7 +212,7 @@ def write_documents(
 
     `embeddings` has one row per chunk, in document then chunk order. `replacing=False`
     promises that none of the documents is stored yet (no old chunks to delete); `bulk`
-    appends postings only, for a load between `begin_bulk` and `finish_bulk`.
+    appends chunks only, for a load between `begin_bulk` and `refresh_postings`.
     """
     chunks = [chunk for document in documents for chunk in document.chunks]
     if len(chunks) != len(embeddings):
@@ -217,7 +235,7 @@ def write_documents(
                         vector,
                     )
                 )
-        if not bulk:  # a bulk load builds all postings once, in `finish_bulk`
+        if not bulk:  # a bulk load builds all postings once, in `refresh_postings`
             added_length = _add_postings(cur, collection, _NEW_CHUNKS, document_ids=document_ids)
         cur.execute(
             _format(_DOCUMENTS, collection),
@@ -252,6 +270,23 @@ def delete_documents(conn: psycopg.Connection, collection: Collection, document_
     return deleted
 
 
+_REBUILT = "_next"  # suffix of the terms and blocks a rebuild fills beside the live ones
+
+REBUILD_TOMBSTONES = 0.1  # rebuild the blocks once deleted chunks are this share of the chunks they hold
+
+_STALE_SHARE = """
+SELECT t.n::float8 / nullif(t.n + c.chunk_count, 0)
+FROM (SELECT count(*) AS n FROM {tombstones}) t, hybrid_rag.collections c
+WHERE c.name = %(collection)s
+"""
+
+
+def stale_share(conn: psycopg.Connection, collection: Collection) -> float:
+    """The share of the chunks in the posting blocks that are deleted (tombstones), 0 when empty."""
+    row = conn.execute(_format(_STALE_SHARE, collection), {"collection": collection.name}).fetchone()
+    return float(row[0] or 0) if row else 0.0
+
+
 def _order_index(collection: Collection) -> str:
     return f"{collection.name}_postings_order"
 
@@ -270,25 +305,27 @@ def begin_bulk(conn: psycopg.Connection, collection: Collection) -> None:
 def rebuild_postings(cur: psycopg.Cursor, collection: Collection) -> None:
     """Rebuild every posting block, document frequency and BM25 statistic from the chunks' `tsv`.
 
-    Blocks come out in impact order across the whole collection, without tombstones.
-    Runs under the collection's write lock, inside the caller's transaction.
+    The new blocks come out in impact order across the whole collection, without
+    tombstones. They are built beside the live ones, which searches go on reading; only
+    the final swap locks searches out, until the caller's transaction commits. Writers
+    of the collection wait on its write lock throughout.
     """
     cur.execute(_LOCK, {"collection": collection.name})
-    cur.execute(_format("TRUNCATE {postings}, {terms}, {tombstones}", collection))
-    cur.execute(_RESET_STATS, {"collection": collection.name})
-    length = _add_postings(cur, collection, sql.SQL("true"), merge=False)  # the table is empty: no tails
+    create_postings(cur, collection, suffix=_REBUILT, indexed=False)
+    cur.execute(_RESET_STATS, {"collection": collection.name})  # others see the old ones until commit
+    length = _add_postings(cur, collection, sql.SQL("true"), merge=False, suffix=_REBUILT)
     cur.execute(_format(_SET_STATS, collection), {"length": length, "collection": collection.name})
-    cur.execute(
-        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (term, max_impact DESC)").format(
-            sql.Identifier(_order_index(collection)), collection.table("postings")
-        )
-    )
+    index_postings(cur, collection, suffix=_REBUILT)
+    for suffix in ("postings", "terms"):  # statistics stay with the tables: plans are right from the swap on
+        cur.execute(sql.SQL("ANALYZE {}").format(collection.table(suffix + _REBUILT)))
+    swap_postings(cur, collection, _REBUILT)
 
 
-def finish_bulk(conn: psycopg.Connection, collection: Collection) -> None:
-    """After a bulk load: build the postings, document frequencies and BM25 statistics in one pass.
+def refresh_postings(conn: psycopg.Connection, collection: Collection) -> None:
+    """Rebuild the posting blocks in their own transaction, with the memory for one sort of them all.
 
-    Idempotent, and run by the next ingest too, so a load that crashed is finished by a rerun.
+    Finishes a bulk load (and one that crashed: the next ingest runs it again), and drops
+    deleted chunks' postings once they pile up (see `stale_share`).
     """
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SET LOCAL maintenance_work_mem = '256MB'")

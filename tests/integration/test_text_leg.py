@@ -2,16 +2,20 @@
 
 Specification: exact mode equals BM25 computed in Python from the chunks' own lexemes;
 the bounded leg agrees with it on the top 10 even when frequent terms are cut; deleted
-chunks never come back from their tombstones; `maintain` rebuilds the blocks.
+chunks never come back from their tombstones; `maintain`, and an ingest that leaves
+many tombstones, rebuild the blocks beside the live ones, so searches go on meanwhile.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import threading
+import time
 from collections import Counter
 
 import pytest
+from psycopg import sql
 
 import retriever.query
 from ingest import ChunkingConfig, SourceDocument
@@ -20,6 +24,7 @@ from retriever.database import open_primary
 from retriever.maintenance import collection_stats, maintain_collection
 from retriever.query import BM25_B, BM25_K1, TEXT_BLOCKS, SearchParams
 from retriever.service import delete_document, ingest_source_documents, search
+from retriever.writer import REBUILD_TOMBSTONES, refresh_postings
 
 # Lexemes `to_tsvector('english')` keeps as they are; drawn Zipf-like, so the head is cut.
 VOCABULARY = [
@@ -145,3 +150,49 @@ def test_deleted_chunks_never_come_back_and_maintain_rebuilds_the_blocks(setting
         assert after.tombstones == 0 and after.postings > 0
         for query in QUERIES[:5]:
             assert _same_ranking(_ids(settings, loaded, query, exact=True), _python_bm25(conn, loaded, query))
+
+
+def test_an_ingest_that_replaces_most_chunks_rebuilds_the_blocks(settings, collection_name, fake_model, bounded):
+    ingest_source_documents(settings, collection_name, _corpus(400), ChunkingConfig(), model=fake_model)
+    rewritten = _corpus(400, seed=8)  # the same document ids, new texts
+    ingest_source_documents(settings, collection_name, rewritten, ChunkingConfig(), model=fake_model)
+
+    with open_primary(settings) as conn:
+        assert collection_stats(conn, get_collection(conn, collection_name)).tombstones == 0
+        for query in QUERIES[:10]:
+            scores = _python_bm25(conn, collection_name, query)
+            assert _same_ranking(_ids(settings, collection_name, query, exact=False), scores), query
+
+
+def test_an_ingest_that_replaces_a_few_chunks_leaves_their_tombstones(settings, collection_name, fake_model):
+    ingest_source_documents(settings, collection_name, _corpus(400), ChunkingConfig(), model=fake_model)
+    changed = _corpus(400, seed=8)[:10]
+    assert len(changed) / 400 < REBUILD_TOMBSTONES
+    ingest_source_documents(settings, collection_name, changed, ChunkingConfig(), model=fake_model)
+
+    with open_primary(settings) as conn:
+        assert collection_stats(conn, get_collection(conn, collection_name)).tombstones > 0
+
+
+def test_a_rebuild_waits_for_open_searches_only_to_swap_in_its_blocks(settings, loaded):
+    with open_primary(settings) as reader, open_primary(settings) as rebuilder, open_primary(settings) as watcher:
+        collection = get_collection(reader, loaded)
+        rebuild = threading.Thread(target=refresh_postings, args=(rebuilder, collection))
+        waiting = None
+        with reader.transaction():  # a search's transaction, still open: it holds its tables
+            reader.execute(sql.SQL("SELECT count(*) FROM {}").format(collection.table("postings")))
+            rebuild.start()
+            for _ in range(600):
+                waiting = watcher.execute(
+                    "SELECT query FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock'",
+                    (rebuilder.info.backend_pid,),
+                ).fetchone()
+                if waiting:
+                    break
+                time.sleep(0.05)
+        rebuild.join()
+
+    assert waiting is not None
+    assert waiting[0].lstrip().startswith("DROP TABLE IF EXISTS")  # built, indexed and analyzed before
+    for query in QUERIES[:5]:
+        assert _ids(settings, loaded, query, exact=False) == _ids(settings, loaded, query, exact=True)
