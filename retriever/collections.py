@@ -19,6 +19,7 @@ that leaves many tombstones or by `hybrid-rag maintain`.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,7 +27,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
-from retriever.errors import CollectionNotFound, EmbeddingMismatch, InputError, InvalidName
+from retriever.errors import CollectionNotFound, DatabaseUnavailable, EmbeddingMismatch, InputError, InvalidName
 
 __all__ = [
     "POSTINGS_BLOCK",
@@ -168,8 +169,9 @@ CREATE TABLE {tombstones} (
 
 _CREATE_POSTINGS = """
 CREATE TABLE {terms} (
-    term  text COLLATE "C" PRIMARY KEY,
-    df    integer NOT NULL
+    term  text COLLATE "C",
+    df    integer NOT NULL,
+    CONSTRAINT {terms_key} PRIMARY KEY (term)
 );
 CREATE TABLE {postings} (
     term        text COLLATE "C" NOT NULL,  -- equality only: byte order sorts and builds faster
@@ -191,24 +193,45 @@ _NO_ARRAY_STATISTICS = (
     "ALTER COLUMN tfs SET STATISTICS 0, ALTER COLUMN lengths SET STATISTICS 0"
 )
 
+# Searches lock terms, postings, tombstones in this order; the swap takes them in the same
+# order, and gives way (then tries again) rather than queue searches behind a long reader.
+_SWAP_LOCK = "LOCK TABLE {terms}, {postings}, {tombstones} IN ACCESS EXCLUSIVE MODE"
+_SWAP_WAIT = "1s"
+_SWAP_ATTEMPTS = 30
 
-def _posting_names(collection: Collection, suffix: str) -> dict[str, sql.Identifier]:
+
+def _posting_names(collection: Collection, suffix: str) -> dict[str, str]:
+    """Tables (`terms`, `postings`) and indexes of a collection's posting blocks; `suffix` names a set
+    built beside the live one (it holds `__`, which collection names cannot, so no other name collides)."""
+    name = collection.name
     return {
-        "terms": collection.table(f"terms{suffix}"),
-        "postings": collection.table(f"postings{suffix}"),
-        "order_index": collection.index(f"postings_order{suffix}"),
-        "tails_index": collection.index(f"postings_tails{suffix}"),
+        "terms": f"{name}__terms{suffix}",
+        "postings": f"{name}__postings{suffix}",
+        "terms_key": f"{name}__terms{suffix}_pkey",
+        "order_index": f"{name}_postings_order{suffix}",
+        "tails_index": f"{name}_postings_tails{suffix}",
     }
+
+
+_TABLES = ("terms", "postings")
 
 
 def skip_array_statistics(cur: psycopg.Cursor, collection: Collection, *, suffix: str = "") -> None:
     """Keep ANALYZE off the posting blocks' arrays (a quarter of the time; no plan uses them)."""
-    cur.execute(sql.SQL(_NO_ARRAY_STATISTICS).format(postings=collection.table(f"postings{suffix}")))
+    postings = _posting_names(collection, suffix)["postings"]
+    cur.execute(sql.SQL(_NO_ARRAY_STATISTICS).format(postings=sql.Identifier(SCHEMA, postings)))
 
 
 def create_postings(cur: psycopg.Cursor, collection: Collection, *, suffix: str = "", indexed: bool = True) -> None:
     """Create empty terms and posting-block tables; a `suffix` names a set built beside the live one."""
-    cur.execute(sql.SQL(_CREATE_POSTINGS).format(**_posting_names(collection, suffix)))
+    names = _posting_names(collection, suffix)
+    cur.execute(
+        sql.SQL(_CREATE_POSTINGS).format(
+            terms=sql.Identifier(SCHEMA, names["terms"]),
+            postings=sql.Identifier(SCHEMA, names["postings"]),
+            terms_key=sql.Identifier(names["terms_key"]),
+        )
+    )
     skip_array_statistics(cur, collection, suffix=suffix)
     if indexed:
         index_postings(cur, collection, suffix=suffix)
@@ -217,30 +240,47 @@ def create_postings(cur: psycopg.Cursor, collection: Collection, *, suffix: str 
 def index_postings(cur: psycopg.Cursor, collection: Collection, *, suffix: str = "") -> None:
     """Index posting blocks (after filling them, for a set built beside the live one)."""
     names = _posting_names(collection, suffix)
-    cur.execute(sql.SQL(_INDEX_POSTINGS).format(**names, block=sql.Literal(POSTINGS_BLOCK)))
+    cur.execute(
+        sql.SQL(_INDEX_POSTINGS).format(
+            postings=sql.Identifier(SCHEMA, names["postings"]),
+            order_index=sql.Identifier(names["order_index"]),
+            tails_index=sql.Identifier(names["tails_index"]),
+            block=sql.Literal(POSTINGS_BLOCK),
+        )
+    )
 
 
 def swap_postings(cur: psycopg.Cursor, collection: Collection, suffix: str) -> None:
     """Put the terms and blocks built under `suffix` in place of the live ones, and clear the tombstones.
 
-    Only these catalog changes lock searches out, for as long as the caller's transaction stays open.
+    Searches are locked out from here until the caller's transaction ends. Raises
+    `DatabaseUnavailable` when other transactions kept the tables for all the attempts.
     """
-    name = collection.name
-    renames = [
-        ("TABLE", f"{name}__postings{suffix}", f"{name}__postings"),
-        ("TABLE", f"{name}__terms{suffix}", f"{name}__terms"),
-        ("INDEX", f"{name}__terms{suffix}_pkey", f"{name}__terms_pkey"),
-        ("INDEX", f"{name}_postings_order{suffix}", f"{name}_postings_order"),
-        ("INDEX", f"{name}_postings_tails{suffix}", f"{name}_postings_tails"),
-    ]
-    live = (collection.table("postings"), collection.table("terms"))
-    statements = [sql.SQL("DROP TABLE IF EXISTS {}, {}").format(*live)]
+    live, built = _posting_names(collection, ""), _posting_names(collection, suffix)
+    lock = sql.SQL(_SWAP_LOCK).format(**{t: collection.table(t) for t in ("terms", "postings", "tombstones")})
+    tables = [sql.Identifier(SCHEMA, live[kind]) for kind in _TABLES]
+    statements = [sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(", ").join(tables))]
     statements += [
-        sql.SQL("ALTER {} {} RENAME TO {}").format(sql.SQL(kind), sql.Identifier(SCHEMA, old), sql.Identifier(new))
-        for kind, old, new in renames
+        sql.SQL("ALTER {} {} RENAME TO {}").format(
+            sql.SQL("TABLE" if kind in _TABLES else "INDEX"), sql.Identifier(SCHEMA, built[kind]), sql.Identifier(new)
+        )
+        for kind, new in live.items()
     ]
     statements.append(sql.SQL("TRUNCATE {}").format(collection.table("tombstones")))
-    cur.execute(sql.SQL(";\n").join(statements))
+    for attempt in range(1, _SWAP_ATTEMPTS + 1):
+        try:
+            with cur.connection.transaction():
+                cur.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(_SWAP_WAIT)))
+                cur.execute(lock)
+                cur.execute(sql.SQL(";\n").join(statements))
+            return
+        except psycopg.errors.LockNotAvailable:
+            if attempt == _SWAP_ATTEMPTS:
+                raise DatabaseUnavailable(
+                    f"the rebuilt posting blocks of {collection.name!r} could not be swapped in: other "
+                    f"transactions kept reading them for {_SWAP_ATTEMPTS} attempts; run `hybrid-rag maintain` later"
+                ) from None
+            time.sleep(1.0)  # let the searches queued behind the attempt run
 
 
 def create_collection(

@@ -86,11 +86,15 @@ def ingest_documents(
     *,
     batch_chunks: int = 256,
     progress: bool = False,
+    compact: bool = True,
 ) -> IngestReport:
-    """Chunk, embed and write documents; unchanged ones (same hash) cost neither model nor writes."""
+    """Chunk, embed and write documents; unchanged ones (same hash) cost neither model nor writes.
+
+    `compact=False` leaves posting blocks full of replaced chunks' postings to `maintain`.
+    """
     report = IngestReport()
     started = time.perf_counter()
-    with connect() as reader, BatchWriter(connect, collection) as writer:
+    with connect() as reader, BatchWriter(connect, collection, compact=compact) as writer:
         try:
             bar = tqdm(unit=" docs", disable=not progress, desc=collection.name)
             for batch in _batches(documents, chunking, batch_chunks):

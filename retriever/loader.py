@@ -11,6 +11,7 @@ replaced or deleted chunks' postings behind rebuilds the blocks beside the live 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -22,6 +23,7 @@ import psycopg
 from psycopg import sql
 
 from retriever.collections import Collection, ensure_index, get_collection, missing_indexes
+from retriever.errors import DatabaseUnavailable
 from retriever.writer import (
     REBUILD_TOMBSTONES,
     PreparedDocument,
@@ -33,6 +35,8 @@ from retriever.writer import (
 )
 
 __all__ = ["BatchWriter"]
+
+log = logging.getLogger(__name__)
 
 
 class BatchWriter:
@@ -46,8 +50,10 @@ class BatchWriter:
         workers: int = 2,
         hnsw_m: int = 16,
         ef_construction: int = 64,
+        compact: bool = True,
     ) -> None:
         self._connect = connect
+        self.compact = compact  # rebuild the posting blocks at the end if many chunks were replaced
         self.collection = collection
         self.bulk = collection.chunk_count == 0
         self._hnsw = {"hnsw_m": hnsw_m, "ef_construction": ef_construction}
@@ -110,9 +116,10 @@ class BatchWriter:
                     if "embedding_hnsw" in missing
                     else None
                 )
-                refreshed = finishing or stale_share(first, collection) > REBUILD_TOMBSTONES
-                if refreshed:  # also drops replaced or deleted chunks' postings; analyzes the new blocks
-                    refresh_postings(first, collection)
+                if finishing:
+                    refreshed = refresh_postings(first, collection)
+                else:
+                    refreshed = self._compact(first, collection)
                 if "tsv_gin" in missing:
                     ensure_index(first, collection, "tsv_gin")
                 if vector_index is not None:
@@ -127,6 +134,19 @@ class BatchWriter:
         if failures:
             raise failures[0]
         return phases
+
+    def _compact(self, conn: psycopg.Connection, collection: Collection) -> bool:
+        """Rebuild the posting blocks if this ingest left them full of deleted chunks' postings.
+
+        Its documents are committed by now: a rebuild that fails only warns (`maintain` retries).
+        """
+        if not self.compact or stale_share(conn, collection) <= REBUILD_TOMBSTONES:
+            return False
+        try:
+            return refresh_postings(conn, collection, only_if_stale=True)
+        except (psycopg.Error, DatabaseUnavailable) as exc:
+            log.warning("posting blocks of %r not rebuilt (run `hybrid-rag maintain`): %s", collection.name, exc)
+            return False
 
     def close(self) -> None:
         """Close the writer connections (idempotent)."""

@@ -45,8 +45,12 @@ def ingest_source_documents(
     *,
     progress: bool = False,
     model: EmbeddingModel | None = None,
+    compact: bool = True,
 ) -> IngestReport:
-    """Ingest already-loaded documents into a collection (created on first use)."""
+    """Ingest already-loaded documents into a collection (created on first use).
+
+    `compact=False` never rebuilds the posting blocks at the end (see `ingest_documents`).
+    """
     model = model or get_embedding_model(settings)
     with map_errors():
         with open_primary(settings) as conn:
@@ -58,7 +62,7 @@ def ingest_source_documents(
                     conn, collection_name, embedding_model=model.name, dimensions=model.dimensions
                 )
         return ingest_documents(
-            lambda: open_primary(settings), collection, model, documents, chunking, progress=progress
+            lambda: open_primary(settings), collection, model, documents, chunking, progress=progress, compact=compact
         )
 
 

@@ -270,7 +270,7 @@ def delete_documents(conn: psycopg.Connection, collection: Collection, document_
     return deleted
 
 
-_REBUILT = "_next"  # suffix of the terms and blocks a rebuild fills beside the live ones
+_REBUILT = "__next"  # suffix of the terms and blocks a rebuild fills beside the live ones
 
 REBUILD_TOMBSTONES = 0.1  # rebuild the blocks once deleted chunks are this share of the chunks they hold
 
@@ -321,16 +321,22 @@ def rebuild_postings(cur: psycopg.Cursor, collection: Collection) -> None:
     swap_postings(cur, collection, _REBUILT)
 
 
-def refresh_postings(conn: psycopg.Connection, collection: Collection) -> None:
+def refresh_postings(conn: psycopg.Connection, collection: Collection, *, only_if_stale: bool = False) -> bool:
     """Rebuild the posting blocks in their own transaction, with the memory for one sort of them all.
 
     Finishes a bulk load (and one that crashed: the next ingest runs it again), and drops
-    deleted chunks' postings once they pile up (see `stale_share`).
+    deleted chunks' postings once they pile up: `only_if_stale` rechecks `stale_share`
+    once the write lock is held, in case another writer just did. Returns whether it rebuilt.
     """
     with conn.transaction(), conn.cursor() as cur:
+        cur.execute(_LOCK, {"collection": collection.name})
+        if only_if_stale and stale_share(conn, collection) <= REBUILD_TOMBSTONES:
+            return False
         cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
         cur.execute("SET LOCAL work_mem = '1GB'")  # one sort of every posting
+        cur.execute("SET LOCAL statement_timeout = 0")  # minutes at a million chunks, whoever asked
         rebuild_postings(cur, collection)
+    return True
 
 
 def bulk_pending(conn: psycopg.Connection, collection: Collection) -> bool:

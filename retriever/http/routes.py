@@ -93,7 +93,8 @@ async def add_documents(
     name: CollectionName, data: Annotated[AddDocuments, Body(examples=examples.ADD_DOCUMENTS)], runtime: RuntimeDep
 ) -> IngestSummary:
     documents = data.source_documents(runtime.settings, source=f"http:{name}")
-    ingest = functools.partial(ingest_source_documents, model=runtime.model)
+    # A request does not wait for a rebuild of the posting blocks: `maintain` does that.
+    ingest = functools.partial(ingest_source_documents, model=runtime.model, compact=False)
     report = await runtime.write(ingest, runtime.write_settings, name, documents, ChunkingConfig())
     return IngestSummary.of(documents, report)
 

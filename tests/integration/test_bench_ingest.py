@@ -34,9 +34,7 @@ def test_bench_ingest_bounds_the_ratio_by_the_work_the_final_state_needs(setting
     ceiling = report["ceiling"]
     for key in ("tsvector_s", "postings_s", "gin_s", "hnsw_s"):
         assert ceiling[key] > 0, key
-    assert ceiling["floor_s"] > ceiling["floor_without_postings_s"]
     assert ceiling["floor_s"] <= report["ours"]["seconds"]  # a floor: no run beats it
-    assert ceiling["max_ratio"] >= report["ratio"]
 
 
 def test_bench_ingest_drops_its_tables(settings, fake_embeddings):

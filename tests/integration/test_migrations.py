@@ -56,7 +56,7 @@ def test_migration_m003_stops_sampling_the_arrays_of_an_older_collection(setting
     _ingest(settings, collection_name, fake_model)
     with open_primary(settings) as conn:
         postings = get_collection(conn, collection_name).table("postings")
-        reset = sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET STATISTICS DEFAULT")
+        reset = sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET STATISTICS -1")
         for column in sorted(ARRAYS):  # as a collection made before m003 was
             conn.execute(reset.format(postings, sql.Identifier(column)))
         conn.execute("DELETE FROM hybrid_rag.migrations WHERE name = 'm003_no_array_statistics'")

@@ -17,6 +17,7 @@ from collections import Counter
 import pytest
 from psycopg import sql
 
+import retriever.collections
 import retriever.query
 from ingest import ChunkingConfig, SourceDocument
 from retriever.collections import POSTINGS_BLOCK, get_collection
@@ -174,14 +175,33 @@ def test_an_ingest_that_replaces_a_few_chunks_leaves_their_tombstones(settings, 
         assert collection_stats(conn, get_collection(conn, collection_name)).tombstones > 0
 
 
+def test_an_ingest_told_not_to_compact_leaves_the_tombstones_to_maintain(settings, collection_name, fake_model):
+    ingest_source_documents(settings, collection_name, _corpus(400), ChunkingConfig(), model=fake_model)
+    rewritten = _corpus(400, seed=8)
+    ingest_source_documents(settings, collection_name, rewritten, ChunkingConfig(), model=fake_model, compact=False)
+
+    with open_primary(settings) as conn:
+        assert collection_stats(conn, get_collection(conn, collection_name)).tombstones > 0
+
+
 def test_a_rebuild_waits_for_open_searches_only_to_swap_in_its_blocks(settings, loaded):
+    for i in range(0, DOCUMENTS, 4):
+        delete_document(settings, loaded, f"d{i}")
+    failures: list[BaseException] = []
+
+    def rebuild(conn, collection) -> None:
+        try:
+            refresh_postings(conn, collection)
+        except BaseException as exc:
+            failures.append(exc)
+
     with open_primary(settings) as reader, open_primary(settings) as rebuilder, open_primary(settings) as watcher:
         collection = get_collection(reader, loaded)
-        rebuild = threading.Thread(target=refresh_postings, args=(rebuilder, collection))
+        thread = threading.Thread(target=rebuild, args=(rebuilder, collection))
         waiting = None
-        with reader.transaction():  # a search's transaction, still open: it holds its tables
-            reader.execute(sql.SQL("SELECT count(*) FROM {}").format(collection.table("postings")))
-            rebuild.start()
+        with reader.transaction():  # a search whose transaction stays open holds its tables
+            search(reader, settings, loaded, QUERIES[0], SearchParams(k=10, mode="text"))
+            thread.start()
             for _ in range(600):
                 waiting = watcher.execute(
                     "SELECT query FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock'",
@@ -190,9 +210,32 @@ def test_a_rebuild_waits_for_open_searches_only_to_swap_in_its_blocks(settings, 
                 if waiting:
                     break
                 time.sleep(0.05)
-        rebuild.join()
+        thread.join()
+        stats = collection_stats(watcher, collection)
 
+    assert not failures
     assert waiting is not None
-    assert waiting[0].lstrip().startswith("DROP TABLE IF EXISTS")  # built, indexed and analyzed before
+    assert waiting[0].lstrip().startswith("LOCK TABLE")  # built, indexed and analyzed before it
+    assert stats.tombstones == 0
     for query in QUERIES[:5]:
         assert _ids(settings, loaded, query, exact=False) == _ids(settings, loaded, query, exact=True)
+
+
+def test_a_rebuild_that_cannot_swap_gives_way_and_the_ingest_still_succeeds(
+    settings, collection_name, fake_model, monkeypatch, caplog
+):
+    monkeypatch.setattr(retriever.collections, "_SWAP_ATTEMPTS", 2)
+    ingest_source_documents(settings, collection_name, _corpus(400), ChunkingConfig(), model=fake_model)
+    rewritten = _corpus(400, seed=8)
+    with open_primary(settings) as reader, reader.transaction():  # a long reader of the blocks
+        collection = get_collection(reader, collection_name)
+        reader.execute(sql.SQL("SELECT count(*) FROM {}").format(collection.table("postings")))
+        report = ingest_source_documents(settings, collection_name, rewritten, ChunkingConfig(), model=fake_model)
+
+    assert report.replaced_documents == 400
+    assert "not rebuilt" in caplog.text
+    with open_primary(settings) as conn:
+        assert collection_stats(conn, get_collection(conn, collection_name)).tombstones > 0  # the old blocks stay
+        for query in QUERIES[:5]:
+            scores = _python_bm25(conn, collection_name, query)
+            assert _same_ranking(_ids(settings, collection_name, query, exact=True), scores), query
