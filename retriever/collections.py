@@ -193,9 +193,7 @@ _NO_ARRAY_STATISTICS = (
     "ALTER COLUMN tfs SET STATISTICS 0, ALTER COLUMN lengths SET STATISTICS 0"
 )
 
-# Searches lock terms, postings, tombstones in this order; the swap takes them in the same
-# order, and gives way (then tries again) rather than queue searches behind a long reader.
-_SWAP_LOCK = "LOCK TABLE {terms}, {postings}, {tombstones} IN ACCESS EXCLUSIVE MODE"
+# The swap gives way (then tries again) rather than queue searches behind a long reader.
 _SWAP_WAIT = "1s"
 _SWAP_ATTEMPTS = 30
 
@@ -213,7 +211,7 @@ def _posting_names(collection: Collection, suffix: str) -> dict[str, str]:
     }
 
 
-_TABLES = ("terms", "postings")
+_TABLES = ("terms", "postings")  # the order searches lock them in (then the tombstones)
 
 
 def skip_array_statistics(cur: psycopg.Cursor, collection: Collection, *, suffix: str = "") -> None:
@@ -257,8 +255,9 @@ def swap_postings(cur: psycopg.Cursor, collection: Collection, suffix: str) -> N
     `DatabaseUnavailable` when other transactions kept the tables for all the attempts.
     """
     live, built = _posting_names(collection, ""), _posting_names(collection, suffix)
-    lock = sql.SQL(_SWAP_LOCK).format(**{t: collection.table(t) for t in ("terms", "postings", "tombstones")})
-    tables = [sql.Identifier(SCHEMA, live[kind]) for kind in _TABLES]
+    tables = [collection.table(kind) for kind in _TABLES]
+    locked = sql.SQL(", ").join([*tables, collection.table("tombstones")])  # in the searches' order
+    lock = sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(locked)
     statements = [sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(", ").join(tables))]
     statements += [
         sql.SQL("ALTER {} {} RENAME TO {}").format(
