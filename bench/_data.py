@@ -24,7 +24,7 @@ from eval import BeirDataset, DatasetError, load_beir
 from ingest import Chunk, ChunkingConfig, SkippedSource, document_hash, iter_documents, split_document
 from retriever.embeddings import EmbeddingModel
 from retriever.settings import Settings
-from retriever.writer import PreparedDocument
+from retriever.store.writer import PreparedDocument
 
 __all__ = [
     "CHUNKING",

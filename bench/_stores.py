@@ -26,12 +26,10 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench._data import Corpus, PrecomputedEmbeddings
-from retriever.collections import create_collection, drop_collection, get_collection
-from retriever.database import open_primary
-from retriever.errors import CollectionNotFound
-from retriever.loader import BatchWriter
-from retriever.settings import Settings
-from retriever.writer import PreparedDocument, existing_hashes
+from retriever import CollectionNotFound, Engine, Settings
+from retriever.store.batches import BatchWriter
+from retriever.store.collections import create_collection, drop_collection, get_collection
+from retriever.store.writer import PreparedDocument, existing_hashes
 
 __all__ = [
     "LC_SCHEMA",
@@ -69,10 +67,10 @@ def document_batches(documents: Sequence[PreparedDocument], size: int) -> Iterat
 def load_ours(settings: Settings, name: str, corpus: Corpus, vectors: np.ndarray, model_name: str) -> dict[str, float]:
     """Our bulk path into a new collection (the BatchWriter that ingest uses); returns seconds per phase."""
     started = time.perf_counter()
-    with open_primary(settings) as reader:
+    with Engine(settings).connection() as reader:
         collection = create_collection(reader, name, embedding_model=model_name, dimensions=int(vectors.shape[1]))
         with BatchWriter(
-            lambda: open_primary(settings), collection, hnsw_m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION
+            Engine(settings).connection, collection, hnsw_m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION
         ) as writer:
             offset = 0
             for batch in document_batches(corpus.documents, BATCH_CHUNKS):
@@ -87,7 +85,7 @@ def load_ours(settings: Settings, name: str, corpus: Corpus, vectors: np.ndarray
 
 def drop_ours(settings: Settings, name: str) -> None:
     """Drop one of our collections if it exists."""
-    with open_primary(settings) as conn:
+    with Engine(settings).connection() as conn:
         try:
             drop_collection(conn, name)
         except CollectionNotFound:
@@ -183,13 +181,13 @@ async def load_pgvectorstore(
 
 def drop_pgvectorstore(settings: Settings, table: str) -> None:
     """Drop a PGVectorStore table (its indexes go with it)."""
-    with open_primary(settings) as conn:
+    with Engine(settings).connection() as conn:
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(LC_SCHEMA, table)))
 
 
 def checkpoint(settings: Settings) -> None:
     """Flush earlier runs' dirty pages so that no timed load pays for another's writes."""
-    with open_primary(settings) as conn:
+    with Engine(settings).connection() as conn:
         try:
             conn.execute("CHECKPOINT")
         except psycopg.Error:
@@ -225,7 +223,7 @@ def _state(conn: psycopg.Connection, schema: str, table: str, id_column: str, ts
 
 def final_state(settings: Settings, collection: str, table: str) -> dict[str, Any]:
     """Rows, tsvectors, embeddings (digests) and search indexes of both stores, and whether they agree."""
-    with open_primary(settings) as conn:
+    with Engine(settings).connection() as conn:
         ours = _state(conn, "hybrid_rag", collection, "id", "tsv")
         collection_row = get_collection(conn, collection)
         ours["postings"] = conn.execute(

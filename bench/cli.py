@@ -12,7 +12,7 @@ from bench._data import corpus_file, load_corpus
 from bench.ingest import ingest_table, run_ingest_bench
 from bench.query import query_table, run_query_bench
 from eval import DatasetError
-from retriever.cli import CliError, cli_errors, database_option, settings_from
+from retriever.cli.options import CliError, cli_errors, database_option, settings_from
 from retriever.embeddings import get_embedding_model
 
 __all__ = ["bench"]
@@ -168,7 +168,8 @@ def scale_command(
     Example:
         hybrid-rag bench scale ../shared/datasets/scifact --sizes 10000,100000 --plot docs/scale.png
     """
-    from bench.scale import run_scale_bench, scale_table, write_plot
+    from bench._scale_report import scale_table, write_plot
+    from bench.scale import run_scale_bench
 
     settings = settings_from(database_url)
     try:

@@ -32,11 +32,11 @@ from bench._stores import (
     load_ours,
     load_pgvectorstore,
 )
-from retriever.collections import get_collection
-from retriever.database import open_primary, primary_dsn
+from retriever import Engine, Settings
 from retriever.embeddings import EmbeddingModel
-from retriever.settings import Settings
-from retriever.writer import refresh_postings
+from retriever.store.collections import get_collection
+from retriever.store.database import primary_dsn
+from retriever.store.postings import refresh_postings
 
 __all__ = ["run_ingest_bench"]
 
@@ -95,7 +95,7 @@ _TSVECTORS = "SELECT count(to_tsvector(%(config)s::regconfig, content)) FROM {ch
 
 def _work_alone(settings: Settings, name: str) -> dict[str, float]:
     """Seconds of the loaded collection's CPU-bound steps, each alone on one backend: the tsvectors, the postings."""
-    with open_primary(settings) as conn:
+    with Engine(settings).connection() as conn:
         collection = get_collection(conn, name)
         conn.execute("SET max_parallel_workers_per_gather = 0")
         started = time.perf_counter()

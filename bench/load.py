@@ -12,7 +12,6 @@ server and compete with it for the CPU.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import itertools
@@ -27,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import click
 import httpx
 import numpy as np
 
@@ -77,7 +77,7 @@ def _free_port() -> int:
 def _serve_command() -> list[str]:
     """`hybrid-rag serve`, or the same command through `python -m` where the script is not installed."""
     script = shutil.which("hybrid-rag", path=str(Path(sys.executable).parent)) or shutil.which("hybrid-rag")
-    return [script, "serve"] if script else [sys.executable, "-m", "retriever.serve"]
+    return [script, "serve"] if script else [sys.executable, "-m", "retriever.cli.serve"]
 
 
 def _api_key() -> str | None:
@@ -186,38 +186,59 @@ def _check_collection(url: str, collection: str) -> int:
     return chunks[collection]
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--collection", "-c", required=True, help="an ingested collection")
-    parser.add_argument("--clients", default="1,8,32", help="comma-separated concurrent client counts")
-    parser.add_argument("--seconds", type=float, default=10, help="measured window per client count")
-    parser.add_argument("--warmup", type=float, default=2, help="unmeasured warm-up per client count")
-    parser.add_argument("--mode", default="hybrid", choices=["hybrid", "vector", "text"])
-    parser.add_argument("-k", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=1, help="server processes")
-    parser.add_argument("--url", help="an already running server instead of starting one")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
-    counts = [int(part) for part in args.clients.split(",") if part.strip()]
-    body = {"k": args.k, "mode": args.mode}
+def _client_counts(_ctx: click.Context, _param: click.Parameter, value: str) -> list[int]:
+    try:
+        return [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: use comma-separated client counts, e.g. 1,8,32") from None
 
-    with contextlib.nullcontext(args.url) if args.url else serve(args.workers) as url:
-        chunks = _check_collection(url, args.collection)
-        rounds = [asyncio.run(run_round(url, args.collection, n, args.seconds, args.warmup, body)) for n in counts]
+
+@click.command(
+    "load",
+    help=__doc__.split("\n\n")[0],
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.option("--collection", "-c", required=True, help="an ingested collection")
+@click.option(
+    "--clients", "counts", default="1,8,32", callback=_client_counts, help="comma-separated concurrent client counts"
+)
+@click.option("--seconds", type=float, default=10, help="measured window per client count")
+@click.option("--warmup", type=float, default=2, help="unmeasured warm-up per client count")
+@click.option("--mode", default="hybrid", type=click.Choice(["hybrid", "vector", "text"]))
+@click.option("-k", "k", type=int, default=10)
+@click.option("--workers", type=int, default=1, help="server processes")
+@click.option("--url", help="an already running server instead of starting one")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def main(
+    collection: str,
+    counts: list[int],
+    seconds: float,
+    warmup: float,
+    mode: str,
+    k: int,
+    workers: int,
+    url: str | None,
+    as_json: bool,
+) -> None:
+    body = {"k": k, "mode": mode}
+
+    with contextlib.nullcontext(url) if url else serve(workers) as server_url:
+        chunks = _check_collection(server_url, collection)
+        rounds = [asyncio.run(run_round(server_url, collection, n, seconds, warmup, body)) for n in counts]
     setup = {
-        "collection": args.collection,
+        "collection": collection,
         "chunks": chunks,
-        "mode": args.mode,
-        "k": args.k,
-        "server_workers": args.workers if not args.url else None,
+        "mode": mode,
+        "k": k,
+        "server_workers": workers if not url else None,
         "cpus": os.cpu_count(),
         "pool_size": os.environ.get("POOL_SIZE", "8 (default)"),
     }
-    if args.json:
-        print(json.dumps({"setup": setup, "rounds": [asdict(r) for r in rounds]}))
+    if as_json:
+        click.echo(json.dumps({"setup": setup, "rounds": [asdict(r) for r in rounds]}))
         return
-    print(", ".join(f"{k}={v}" for k, v in setup.items() if v is not None))
-    print(table(rounds))
+    click.echo(", ".join(f"{key}={value}" for key, value in setup.items() if value is not None))
+    click.echo(table(rounds))
 
 
 if __name__ == "__main__":

@@ -43,13 +43,10 @@ from bench._stores import (
     sqlalchemy_url,
 )
 from eval import chunks_to_documents, score_run
-from retriever.collections import get_collection
-from retriever.database import open_primary, primary_dsn
+from retriever import CollectionNotFound, Engine, SearchParams, Settings
 from retriever.embeddings import EmbeddingModel
-from retriever.errors import CollectionNotFound
-from retriever.query import SearchParams
-from retriever.service import search
-from retriever.settings import Settings
+from retriever.store.collections import get_collection
+from retriever.store.database import primary_dsn
 
 __all__ = ["query_table", "run_query_bench"]
 
@@ -78,7 +75,7 @@ def _names(corpus: Corpus, model: EmbeddingModel) -> tuple[str, str]:
 
 
 def _ours_ready(settings: Settings, name: str, rows: int) -> bool:
-    with open_primary(settings) as conn:
+    with Engine(settings).connection() as conn:
         try:
             collection = get_collection(conn, name)
         except CollectionNotFound:
@@ -91,7 +88,7 @@ def _ours_ready(settings: Settings, name: str, rows: int) -> bool:
 
 
 def _pgvectorstore_ready(settings: Settings, table: str, rows: int) -> bool:
-    with open_primary(settings) as conn:
+    with Engine(settings).connection() as conn:
         if conn.execute("SELECT to_regclass(%s)", (f"{LC_SCHEMA}.{table}",)).fetchone()[0] is None:  # type: ignore[index]
             return False
         count = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(LC_SCHEMA, table))).fetchone()[0]  # type: ignore[index]
@@ -117,16 +114,18 @@ def prepare_stores(
         click.echo(f"loading {rows} rows into PGVectorStore table {LC_SCHEMA}.{table}", err=True)
         embeddings = PrecomputedEmbeddings(corpus.texts, vectors)
         asyncio.run(load_pgvectorstore(primary_dsn(settings), table, corpus, vectors, embeddings))
-        with open_primary(settings) as conn:
+        with Engine(settings).connection() as conn:
             conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(LC_SCHEMA, table)))
     return collection, table
 
 
 def _ours(settings: Settings, conn: psycopg.Connection, collection: str, mode: str) -> Runner:
     params = SearchParams(k=K, mode=mode, candidates=CANDIDATES, collapse=True)  # type: ignore[arg-type]
+    engine = Engine(settings)
 
     async def answer(text: str, vector: np.ndarray) -> tuple[Ranking, float]:
-        result = search(conn, settings, collection, text, params, embedding=None if mode == "text" else vector)
+        embedding = None if mode == "text" else vector
+        result = engine.search(collection, text, params, embedding=embedding, conn=conn)
         return [(hit.document_id, hit.score) for hit in result.hits], float(result.extra["db_ms"])
 
     return answer
@@ -183,7 +182,8 @@ def run_query_bench(
         engines = {ef: create_async_engine(url) for ef in (40, 100)}
         try:
             # both systems on the primary: a replica (DATABASE_READ_URL) would not be a like-for-like comparison
-            with open_primary(settings) as hybrid, open_primary(settings) as vector, open_primary(settings) as text:
+            engine = Engine(settings)
+            with engine.connection() as hybrid, engine.connection() as vector, engine.connection() as text:
                 systems = [
                     System(
                         "hybrid",

@@ -24,44 +24,32 @@ collection (`SearchParams.exact_text`), alone and inside the hybrid.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 import psycopg
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from bench._data import Corpus, load_benchmark
+from bench._scale_report import scale_table
 from bench._stores import BATCH_CHUNKS, HNSW_EF_CONSTRUCTION, HNSW_M, document_batches, drop_ours
+from bench._synthetic import ExactNeighbours, K, SyntheticCorpus, synthetic_documents
 from eval import chunks_to_documents, score_run
-from ingest import Chunk
-from ingest._hash import sha256_hex
-from retriever.collections import SCHEMA, create_collection, get_collection, missing_indexes
-from retriever.database import open_primary
+from retriever import CollectionNotFound, Engine, SearchParams, Settings
 from retriever.embeddings import EmbeddingModel
-from retriever.errors import CollectionNotFound
-from retriever.loader import BatchWriter
-from retriever.maintenance import collection_stats
-from retriever.query import SearchParams
-from retriever.service import search
-from retriever.settings import Settings
-from retriever.writer import PreparedDocument
+from retriever.store.batches import BatchWriter
+from retriever.store.collections import create_collection, get_collection, missing_indexes
+from retriever.store.maintenance import collection_stats
+from retriever.store.tables import SCHEMA
 
-__all__ = ["SIZES", "ExactNeighbours", "SyntheticCorpus", "run_scale_bench", "scale_table", "write_plot"]
+__all__ = ["SIZES", "run_scale_bench"]
 
 SIZES = (10_000, 100_000, 1_000_000)
-SEED = 20_261_123
-NOISE = 0.3  # noise norm relative to the mixture's norm
-BATCH = 2_000
-K = 10
 WARMUP = 20
 MODES = {  # key → (label, search parameters)
     "hybrid": ("hybrid (bounded BM25 + HNSW)", SearchParams(k=K, mode="hybrid", collapse=True)),
@@ -70,93 +58,6 @@ MODES = {  # key → (label, search parameters)
     "text": ("text (bounded BM25)", SearchParams(k=K, mode="text", collapse=True)),
     "text_exact": ("text, exact BM25 (every posting)", SearchParams(k=K, mode="text", collapse=True, exact_text=True)),
 }
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
-
-
-@dataclass(frozen=True)
-class SyntheticCorpus:
-    """Sentences of the real corpus with their source documents, and the real embeddings."""
-
-    sentences: list[str]
-    by_document: list[np.ndarray]  # document index → indices into `sentences`
-    vectors: np.ndarray  # one real embedding per document
-
-    @classmethod
-    def of(cls, corpus: Corpus, vectors: np.ndarray) -> SyntheticCorpus:
-        """Split every real chunk into sentences (a chunk stands for its document)."""
-        sentences: list[str] = []
-        by_document = []
-        for text in corpus.texts:
-            parts = [part.strip() for part in _SENTENCE.split(text.replace("\n", " ")) if part.strip()] or [text]
-            by_document.append(np.arange(len(sentences), len(sentences) + len(parts)))
-            sentences.extend(parts)
-        return cls(sentences, by_document, vectors)
-
-    def batches(self, count: int, *, seed: int = SEED, batch: int = BATCH) -> Iterator[tuple[list[str], np.ndarray]]:
-        """`count` synthetic chunks (texts, unit vectors) in batches; the same for the same seed."""
-        rng = np.random.default_rng(seed)
-        documents, dims = len(self.by_document), self.vectors.shape[1]
-        for start in range(0, count, batch):
-            size = min(batch, count - start)
-            texts, mixtures = [], np.zeros((size, dims), dtype=np.float32)
-            for row in range(size):
-                sources = rng.choice(documents, size=rng.integers(2, 5), replace=False)
-                shares = rng.dirichlet(np.ones(len(sources)))
-                target = rng.integers(400, 1001)
-                picked, length = [], 0
-                counts = np.zeros(len(sources))
-                while length < target:  # draws in rounds of 8: one sentence each, until long enough
-                    for which, u in zip(rng.choice(len(sources), size=8, p=shares), rng.random(8), strict=True):
-                        pool = self.by_document[sources[which]]
-                        sentence = self.sentences[pool[int(u * len(pool))]]
-                        picked.append(sentence)
-                        counts[which] += 1
-                        length += len(sentence) + 1
-                        if length >= target:
-                            break
-                texts.append(" ".join(picked))
-                mixtures[row] = (counts / counts.sum()) @ self.vectors[sources]
-            noise = rng.standard_normal(mixtures.shape).astype(np.float32)
-            noise *= (NOISE * np.linalg.norm(mixtures, axis=1, keepdims=True)) / np.linalg.norm(
-                noise, axis=1, keepdims=True
-            )
-            mixed = mixtures + noise
-            yield texts, mixed / np.linalg.norm(mixed, axis=1, keepdims=True)
-
-
-class ExactNeighbours:
-    """The exact top 10 (cosine) of each query over vectors seen in batches: no copy of them all."""
-
-    def __init__(self, queries: list[tuple[str, str, np.ndarray]]) -> None:
-        self.qids = [qid for qid, _text, _vector in queries]
-        matrix = np.stack([vector for _qid, _text, vector in queries]).astype(np.float32)
-        self.queries = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
-        self.scores = np.full((len(queries), K), -np.inf, dtype=np.float32)
-        self.rows = np.zeros((len(queries), K), dtype=np.int64)
-
-    def add(self, vectors: np.ndarray, offset: int) -> None:
-        """Fold in `vectors`, rows `offset`… of the collection."""
-        scores = np.concatenate([self.scores, self.queries @ vectors.T], axis=1)
-        rows = np.concatenate(
-            [self.rows, np.broadcast_to(np.arange(offset, offset + len(vectors)), (len(scores), len(vectors)))], axis=1
-        )
-        best = np.argpartition(-scores, K - 1, axis=1)[:, :K]
-        self.scores = np.take_along_axis(scores, best, axis=1)
-        self.rows = np.take_along_axis(rows, best, axis=1)
-
-    def ids(self, ids: list[str]) -> dict[str, list[str]]:
-        """Query id → the ids of its exact nearest rows."""
-        return {qid: [ids[row] for row in rows] for qid, rows in zip(self.qids, self.rows.tolist(), strict=True)}
-
-
-def _documents(texts: list[str], offset: int) -> list[PreparedDocument]:
-    documents = []
-    for i, text in enumerate(texts, start=offset):
-        document_id = f"syn-{i}"
-        digest = sha256_hex(text)
-        chunk = Chunk(f"{document_id}:0", document_id, 0, text, {}, digest)
-        documents.append(PreparedDocument(document_id, digest, [chunk]))
-    return documents
 
 
 def _build(
@@ -175,10 +76,10 @@ def _build(
     nearest.add(vectors, 0)
     started = time.perf_counter()
     generate_s = 0.0
-    with open_primary(settings) as conn:
+    with Engine(settings).connection() as conn:
         collection = create_collection(conn, name, embedding_model=model, dimensions=int(vectors.shape[1]))
     with BatchWriter(
-        lambda: open_primary(settings), collection, hnsw_m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION
+        Engine(settings).connection, collection, hnsw_m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION
     ) as writer:
         offset = 0
         for batch in document_batches(corpus.documents, BATCH_CHUNKS):
@@ -195,7 +96,7 @@ def _build(
                     break
                 texts, batch_vectors = item
                 nearest.add(batch_vectors, offset)
-                writer.submit(_documents(texts, offset), batch_vectors, replacing=False)
+                writer.submit(synthetic_documents(texts, offset), batch_vectors, replacing=False)
                 offset += len(texts)
                 bar.update(len(texts))
         load_s = time.perf_counter() - started
@@ -220,7 +121,7 @@ WHERE n.nspname = %(schema)s AND c.relname = %(index)s
 def _ready(settings: Settings, name: str, size: int) -> bool:
     """Whether the collection holds `size` chunks and every index, its HNSW built as this benchmark builds it."""
     try:
-        with open_primary(settings) as conn:
+        with Engine(settings).connection() as conn:
             collection = get_collection(conn, name)
             if collection.chunk_count != size or missing_indexes(conn, collection):
                 return False
@@ -259,7 +160,8 @@ def _measure(
     # they would evict the working set those are timed with, so they get a pass of their own
     bounded = [key for key in modes if not modes[key][1].exact_text]
     passes = [keys for keys in (bounded, [key for key in modes if key not in bounded]) if keys]
-    with open_primary(settings) as conn:
+    engine = Engine(settings)
+    with engine.connection() as conn:
         for keys in passes:
             progress = tqdm(queries, desc="queries", unit=" q", leave=False, disable=not sys.stderr.isatty())
             for position, (qid, text, vector) in enumerate(progress):
@@ -267,7 +169,7 @@ def _measure(
                 for key in keys[turn:] + keys[:turn]:
                     params = modes[key][1]
                     embedding = None if params.mode == "text" else vector
-                    result = search(conn, settings, name, text, params, embedding=embedding)
+                    result = engine.search(name, text, params, embedding=embedding, conn=conn)
                     runs[key][qid] = [hit.id for hit in result.hits]
                     documents[key][qid] = chunks_to_documents([(h.document_id, h.score) for h in result.hits], K)
                     if position >= warmup:
@@ -384,7 +286,7 @@ def run_scale_bench(
             build = json.loads(sidecar.read_text(encoding="utf-8"))
             exact = _exact_neighbours(neighbours, queries, vectors, synthetic, ids)
         click.echo(f"querying {name}", err=True)
-        with open_primary(settings) as conn:
+        with Engine(settings).connection() as conn:
             conn.execute("VACUUM (ANALYZE) hybrid_rag.collections")
             sizes_ = _sizes(conn, name)
         measured = _measure(settings, name, queries, dataset.qrels)
@@ -409,57 +311,3 @@ def run_scale_bench(
         if not keep:
             drop_ours(settings, name)
     return results
-
-
-def scale_table(results: dict[str, Any]) -> str:
-    """One block per size: build, sizes, then a row per mode."""
-    lines = [f"scale: {results['queries']} {results['split']} queries, database time, warm, one client"]
-    for entry in results["sizes"]:
-        build = entry["build"]
-        lines.append("")
-        lines.append(
-            f"{entry['chunks']:,} chunks: built in {build['total_s']:.0f} s wall (loading {build['load_s']:.0f} s, "
-            f"of which {build['generate_s']:.0f} s generating text and vectors; then postings and indexes "
-            f"{build['indexes_s']:.0f} s, ANALYZE {build['analyze_s']:.0f} s), {entry['total_bytes'] / 1e9:.2f} GB: "
-            + ", ".join(f"{k} {v / 1e6:.0f} MB" for k, v in {**entry["tables_bytes"], **entry["indexes_bytes"]}.items())
-        )
-        header = f"  {'mode':<36} {'nDCG@10':>8} {'p50 ms':>8} {'p95 ms':>8}"
-        lines.append(header)
-        for mode in entry["modes"].values():
-            lines.append(f"  {mode['label']:<36} {mode['ndcg@10']:>8.4f} {mode['p50_ms']:>8.1f} {mode['p95_ms']:>8.1f}")
-        lines.append(
-            f"  HNSW recall@10 vs exact {entry['hnsw_recall@10']:.3f}; text vs exact BM25: "
-            f"Δ nDCG@10 {entry['text_ndcg@10_minus_exact']:+.4f}, top-10 overlap "
-            f"{entry['text_top10_overlap_with_exact']:.3f}; hybrid vs hybrid with exact BM25: "
-            f"Δ nDCG@10 {entry['hybrid_ndcg@10_minus_exact_text']:+.4f}, top-10 overlap "
-            f"{entry['hybrid_top10_overlap_with_exact_text']:.3f}"
-        )
-        for point in entry.get("ef_search_sweep", []):
-            lines.append(
-                f"  ef_search {point['ef_search']}: HNSW recall@10 {point['recall@10']:.3f}; p50 / p95 ms: "
-                f"vector {point['vector_p50_ms']:.1f} / {point['vector_p95_ms']:.1f}, "
-                f"hybrid {point['hybrid_p50_ms']:.1f} / {point['hybrid_p95_ms']:.1f}"
-            )
-    return "\n".join(lines)
-
-
-def write_plot(results: dict[str, Any], path: Path) -> Path:
-    """p50 and p95 database time of each mode against collection size (log-log)."""
-    figure = Figure(figsize=(8, 5))
-    axes = figure.add_subplot()
-    sizes = [entry["chunks"] for entry in results["sizes"]]
-    for key, (label, _params) in MODES.items():
-        p50 = [entry["modes"][key]["p50_ms"] for entry in results["sizes"]]
-        p95 = [entry["modes"][key]["p95_ms"] for entry in results["sizes"]]
-        (line,) = axes.plot(sizes, p50, marker="o", label=f"{label} p50")
-        axes.plot(sizes, p95, marker="x", linestyle="--", color=line.get_color(), alpha=0.6)
-    axes.set_xscale("log")
-    axes.set_yscale("log")
-    axes.set_xlabel("chunks in the collection")
-    axes.set_ylabel("database time per query, ms (solid p50, dashed p95)")
-    axes.set_title("hybrid-rag bench scale: latency vs collection size")
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(figure).print_png(str(path))
-    return path

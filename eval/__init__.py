@@ -1,4 +1,10 @@
-"""Evaluate retrieval over BEIR-format collections: read, run, score, report."""
+"""Evaluate retrieval over BEIR-format collections: read, run, score, report.
+
+Importing the package is cheap: the optional 'eval' extra (ir_measures, matplotlib, rank_bm25)
+is imported only when a function that needs it runs (``score_run``, ``per_query``,
+``write_chart``, building a ``Bm25Baseline``), and raises ``ConfigurationError`` naming the
+extra if it is not installed.
+"""
 
 from eval.baseline import Bm25Baseline
 from eval.beir import BeirDataset, DatasetError, iter_corpus, load_beir

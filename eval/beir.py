@@ -50,11 +50,7 @@ def load_beir(root: str | Path, split: str = "test") -> BeirDataset:
 
     judgements = _read_qrels(qrels_path)
     texts = _read_queries(queries_path, wanted=judgements.keys())
-    qrels = {
-        qid: relevant
-        for qid, relevant in judgements.items()
-        if relevant and qid in texts
-    }
+    qrels = {qid: relevant for qid, relevant in judgements.items() if relevant and qid in texts}
     if not qrels:
         raise DatasetError(f"{qrels_path} has no query with a relevant document")
     return BeirDataset(
@@ -77,9 +73,7 @@ def _find_corpus(root: Path) -> Path:
     for name in _CORPUS_NAMES:
         if (root / name).is_file():
             return root / name
-    raise DatasetError(
-        f"corpus file not found in {root} (expected corpus.jsonl or corpus.jsonl.gz)"
-    )
+    raise DatasetError(f"corpus file not found in {root} (expected corpus.jsonl or corpus.jsonl.gz)")
 
 
 def _find_qrels(root: Path, split: str) -> Path:
@@ -88,9 +82,7 @@ def _find_qrels(root: Path, split: str) -> Path:
         return path
     available = sorted(p.stem for p in (root / "qrels").glob("*.tsv"))
     listed = ", ".join(available) if available else "none"
-    raise DatasetError(
-        f"no qrels for split {split!r} in {root / 'qrels'} (available splits: {listed})"
-    )
+    raise DatasetError(f"no qrels for split {split!r} in {root / 'qrels'} (available splits: {listed})")
 
 
 def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
@@ -139,13 +131,9 @@ def _iter_jsonl(path: Path, lines: IO[str]) -> Iterator[dict[str, Any]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DatasetError(
-                f"{path}: line {number}: invalid JSON ({exc.msg})"
-            ) from None
+            raise DatasetError(f"{path}: line {number}: invalid JSON ({exc.msg})") from None
         if not isinstance(record, dict) or "_id" not in record:
-            raise DatasetError(
-                f"{path}: line {number}: expected a JSON object with an '_id'"
-            )
+            raise DatasetError(f"{path}: line {number}: expected a JSON object with an '_id'")
         yield record
 
 

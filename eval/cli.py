@@ -12,13 +12,12 @@ from eval.report import console_table
 from eval.runner import DEFAULT_CHUNKING, EVAL_MODES, EvalParams, default_collection_name, run_eval
 from eval.sweep import run_sweep, sweep_table
 from ingest import ChunkingConfig
-from retriever.cli import CliError, cli_errors, settings_from
-from retriever.collections import validate_name
-from retriever.query import DEFAULTS
+from retriever import SearchParams, validate_name
+from retriever.cli.options import CliError, cli_errors, settings_from
 
 __all__ = ["eval_command"]
 
-_DEFAULT_WEIGHTS = ",".join(f"{weight:g}" for weight in DEFAULTS["weights"])
+_DEFAULT_WEIGHTS = ",".join(f"{weight:g}" for weight in SearchParams().weights)
 
 
 def _modes(raw: str) -> tuple[str, ...]:
@@ -48,8 +47,8 @@ def _weights(raw: str) -> tuple[float, float]:
 @click.option(
     "--chunk-overlap", default=DEFAULT_CHUNKING.chunk_overlap, show_default=True, help="Characters neighbours share."
 )
-@click.option("--candidates", default=DEFAULTS["candidates"], show_default=True, help="Per-leg depth of hybrid.")
-@click.option("--rrf-k", default=DEFAULTS["rrf_k"], show_default=True, help="RRF constant of hybrid.")
+@click.option("--candidates", default=SearchParams().candidates, show_default=True, help="Per-leg depth of hybrid.")
+@click.option("--rrf-k", default=SearchParams().rrf_k, show_default=True, help="RRF constant of hybrid.")
 @click.option("--weights", default=_DEFAULT_WEIGHTS, show_default=True, help="Vector,text leg weights of hybrid.")
 @click.option("--sweep", is_flag=True, help="Score a grid of fusion settings instead (see above).")
 @click.option("--database-url", envvar="DATABASE_URL", help="PostgreSQL DSN (default: embedded in HYBRID_RAG_HOME).")

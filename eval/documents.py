@@ -6,9 +6,7 @@ import math
 from collections.abc import Iterable
 
 
-def chunks_to_documents(
-    hits: Iterable[tuple[str, float]], limit: int
-) -> dict[str, float]:
+def chunks_to_documents(hits: Iterable[tuple[str, float]], limit: int) -> dict[str, float]:
     """Rank the first ``limit`` distinct documents of chunk ``hits`` given in rank order.
 
     A document takes the place and score of its best (first-ranked) chunk. Metric

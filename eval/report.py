@@ -6,6 +6,9 @@
      "modes": {MODE: {"ndcg@10": float, "recall@10": float, "recall@100": float, "mrr@10": float,
                       "latency_ms": {"p50": float, "p95": float},
                       "db_latency_ms": {"p50": float, "p95": float}}}}   # db_latency_ms optional
+
+The chart needs ``matplotlib``, from the optional 'eval' extra: it is imported when a chart is
+drawn, not when this module is imported.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from eval.metrics import METRICS
+from retriever import ConfigurationError
+
+if TYPE_CHECKING:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
 _LATENCY_KEYS = ("p50", "p95")
 _CHART_METRICS = {"ndcg@10": "nDCG@10", "recall@10": "R@10", "recall@100": "R@100"}
@@ -34,6 +39,18 @@ _HEADERS = (
     "p95 ms",
     "db p50 ms",
 )
+
+
+def _matplotlib() -> tuple[type[Figure], type[FigureCanvasAgg]]:
+    """matplotlib's ``Figure`` and Agg canvas, or a ``ConfigurationError`` naming the extra that provides them."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ConfigurationError(
+            "hybrid-rag eval needs the 'eval' extra: pip install 'hybrid-rag[eval]' (missing: matplotlib)"
+        ) from exc
+    return Figure, FigureCanvasAgg
 
 
 def validate_results(results: Mapping[str, Any]) -> None:
@@ -58,14 +75,10 @@ def write_results(out_dir: Path, results: Mapping[str, Any]) -> None:
     """Validate ``results`` and write them to ``out_dir/results.json``."""
     validate_results(results)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(
-        json.dumps(results, indent=2) + "\n", encoding="utf-8"
-    )
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
 
-def write_trec_run(
-    path: Path, run: Mapping[str, Mapping[str, float]], tag: str
-) -> None:
+def write_trec_run(path: Path, run: Mapping[str, Mapping[str, float]], tag: str) -> None:
     """Write ``run`` as a TREC run file: ``qid Q0 docid rank score tag``, ranks from 1 by descending score."""
     _check_trec_field(tag, "tag")
     lines = []
@@ -104,11 +117,10 @@ def write_markdown(out_dir: Path, results: Mapping[str, Any]) -> Path:
 def write_chart(out_dir: Path, results: Mapping[str, Any]) -> Path:
     """Write ``out_dir/chart.png``: effectiveness per mode on the left, latency per mode on the right."""
     validate_results(results)
+    figure_class, canvas_class = _matplotlib()
     modes = list(results["modes"])
-    figure = Figure(
-        figsize=(max(10.0, 2.2 * len(modes) + 6), 5.0), layout="constrained"
-    )
-    FigureCanvasAgg(figure)
+    figure = figure_class(figsize=(max(10.0, 2.2 * len(modes) + 6), 5.0), layout="constrained")
+    canvas_class(figure)
     quality, latency = figure.subplots(1, 2)
     figure.suptitle(
         f"{results['dataset']} · {results['split']} split · {results['queries']} queries",
@@ -118,20 +130,14 @@ def write_chart(out_dir: Path, results: Mapping[str, Any]) -> Path:
     _grouped_bars(
         quality,
         modes,
-        {
-            label: [results["modes"][m][metric] for m in modes]
-            for metric, label in _CHART_METRICS.items()
-        },
+        {label: [results["modes"][m][metric] for m in modes] for metric, label in _CHART_METRICS.items()},
         "{:.3f}",
     )
     quality.set_ylim(0, 1.2)
     quality.set_ylabel("score")
     quality.set_title("Effectiveness (higher is better)")
 
-    percentiles = {
-        key: [results["modes"][m]["latency_ms"][key] for m in modes]
-        for key in _LATENCY_KEYS
-    }
+    percentiles = {key: [results["modes"][m]["latency_ms"][key] for m in modes] for key in _LATENCY_KEYS}
     _grouped_bars(latency, modes, percentiles, "{:.1f}")
     values = [v for series in percentiles.values() for v in series]
     if min(values) > 0 and max(values) / min(values) >= _LOG_SCALE_SPREAD:
@@ -183,9 +189,7 @@ def _rows(results: Mapping[str, Any]) -> list[tuple[str, ...]]:
     return rows
 
 
-def _grouped_bars(
-    axes: Any, modes: list[str], series: dict[str, list[float]], fmt: str
-) -> None:
+def _grouped_bars(axes: Any, modes: list[str], series: dict[str, list[float]], fmt: str) -> None:
     width = 0.8 / len(series)
     for i, (label, values) in enumerate(series.items()):
         positions = [m + (i - (len(series) - 1) / 2) * width for m in range(len(modes))]
@@ -217,6 +221,4 @@ def _require_latency(scores: Mapping[str, Any], key: str, where: str) -> None:
 
 def _check_trec_field(value: str, name: str) -> None:
     if not value or any(char.isspace() for char in value):
-        raise ValueError(
-            f"TREC run {name} must be non-empty and free of whitespace, got {value!r}"
-        )
+        raise ValueError(f"TREC run {name} must be non-empty and free of whitespace, got {value!r}")

@@ -24,13 +24,7 @@ from eval.documents import chunks_to_documents
 from eval.metrics import score_run
 from eval.report import write_chart, write_markdown, write_results, write_trec_run
 from ingest import ChunkingConfig, SkippedSource
-from retriever.collections import get_collection
-from retriever.database import map_errors, open_reader
-from retriever.embeddings import EmbeddingModel, get_embedding_model
-from retriever.ingestion import IngestReport
-from retriever.query import DEFAULTS, SearchParams
-from retriever.service import ingest_paths, search
-from retriever.settings import Settings
+from retriever import EmbeddingModel, Engine, IngestReport, SearchParams, Settings
 
 __all__ = [
     "DEFAULT_CHUNKING",
@@ -60,9 +54,9 @@ class EvalParams:
     modes: tuple[str, ...] = EVAL_MODES
     k: int = 100
     """Documents ranked per query (and scored: Recall@100 needs 100)."""
-    candidates: int = DEFAULTS["candidates"]
-    rrf_k: int = DEFAULTS["rrf_k"]
-    weights: tuple[float, float] = DEFAULTS["weights"]
+    candidates: int = SearchParams().candidates
+    rrf_k: int = SearchParams().rrf_k
+    weights: tuple[float, float] = SearchParams().weights
     chunking: ChunkingConfig = DEFAULT_CHUNKING
 
     def search_params(self, mode: str) -> SearchParams:
@@ -122,7 +116,7 @@ def ingest_corpus(
     def warn(item: SkippedSource) -> None:
         echo(f"warning: skipped {item.path}: {item.reason}")
 
-    report = ingest_paths(settings, collection, [dataset.corpus_path], chunking, on_skip=warn, progress=progress)
+    report = Engine(settings).ingest_paths(collection, [dataset.corpus_path], chunking, on_skip=warn, progress=progress)
     echo(f"ingest into {collection!r}: {report.summary()}; {report.timing()}")
     return report
 
@@ -152,11 +146,12 @@ def run_database_mode(
     """Every query through `search` on one connection, the first one run twice (warm-up)."""
     result = ModeRun()
     uses_vector = params.mode in ("hybrid", "vector")
-    with open_reader(settings) as conn:
+    engine = Engine(settings)
+    with engine.reader() as conn:
 
         def one(qid: str) -> Any:
             vector = embedded[qid][0] if uses_vector else None
-            return search(conn, settings, collection, queries[qid], params, embedding=vector)
+            return engine.search(collection, queries[qid], params, embedding=vector, conn=conn)
 
         one(next(iter(queries)))
         for qid in tqdm(queries, desc=params.mode, unit=" q", disable=not progress):
@@ -203,10 +198,9 @@ def run_eval(
     ingest, embedded, embeddings = None, {}, None
     if database_modes:
         ingest = ingest_corpus(settings, collection, dataset, params.chunking, progress=progress, echo=echo)
-        with map_errors(), open_reader(settings) as conn:
-            embeddings = get_collection(conn, collection).embedding_model
+        embeddings = Engine(settings).collection(collection).embedding_model
     if {"hybrid", "vector"} & set(params.modes):
-        embedded = embed_queries(get_embedding_model(settings), dataset.queries, progress=progress)
+        embedded = embed_queries(Engine(settings).model, dataset.queries, progress=progress)
 
     runs: dict[str, ModeRun] = {}
     for mode in params.modes:

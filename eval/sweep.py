@@ -22,12 +22,7 @@ from eval.documents import chunks_to_documents
 from eval.metrics import METRICS, score_run
 from eval.runner import DEFAULT_CHUNKING, Echo, Run, embed_queries, eval_settings, ingest_corpus
 from ingest import ChunkingConfig
-from retriever.database import open_reader
-from retriever.embeddings import get_embedding_model
-from retriever.fusion import rrf_fuse
-from retriever.query import SearchParams
-from retriever.service import search
-from retriever.settings import Settings
+from retriever import Engine, SearchParams, Settings, rrf_fuse
 
 __all__ = ["SweepGrid", "fuse_run", "run_legs", "run_sweep", "sweep_table", "write_sweep"]
 
@@ -65,13 +60,14 @@ def run_legs(
 ) -> Legs:
     """Run the vector and the text leg alone, `candidates` chunks deep, exactly as the hybrid statement would."""
     legs = Legs({qid: {} for qid in queries})
-    with open_reader(settings) as conn:
+    engine = Engine(settings)
+    with engine.reader() as conn:
         for leg in LEGS:
             params = SearchParams(k=candidates, mode=leg, candidates=candidates)  # type: ignore[arg-type]
             rank_of = "vector_rank" if leg == "vector" else "text_rank"
             for qid, text in tqdm(queries.items(), desc=f"{leg} leg @{candidates}", unit=" q", disable=not progress):
                 vector = embedded[qid][0] if leg == "vector" else None
-                hits = search(conn, settings, collection, text, params, embedding=vector).hits
+                hits = engine.search(collection, text, params, embedding=vector, conn=conn).hits
                 hits = sorted(hits, key=lambda hit: getattr(hit, rank_of))
                 legs.rankings[qid][leg] = [hit.id for hit in hits]
                 legs.document_of.update((hit.id, hit.document_id) for hit in hits)
@@ -113,7 +109,7 @@ def run_sweep(
     """Score every grid setting of the hybrid fusion on one split; write sweep.json and sweep.md."""
     started = time.perf_counter()
     settings = eval_settings(settings, max((k, *grid.candidates)))
-    model = get_embedding_model(settings)
+    model = Engine(settings).model
     ingest_corpus(settings, collection, dataset, chunking, progress=progress, echo=echo)
     embedded = embed_queries(model, dataset.queries, progress=progress)
     rows: list[dict[str, Any]] = []

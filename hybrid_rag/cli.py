@@ -14,31 +14,31 @@ __all__ = ["main"]
 
 
 def _ingest() -> click.Command:
-    from retriever.cli import ingest_command
+    from retriever.cli.commands import ingest_command
 
     return ingest_command
 
 
 def _search() -> click.Command:
-    from retriever.cli import search_command
+    from retriever.cli.commands import search_command
 
     return search_command
 
 
 def _collections() -> click.Command:
-    from retriever.cli import collections_command
+    from retriever.cli.commands import collections_command
 
     return collections_command
 
 
 def _maintain() -> click.Command:
-    from retriever.cli import maintain_command
+    from retriever.cli.commands import maintain_command
 
     return maintain_command
 
 
 def _serve() -> click.Command:
-    from retriever.serve import serve_command
+    from retriever.cli.serve import serve_command
 
     return serve_command
 

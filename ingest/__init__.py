@@ -4,7 +4,7 @@ from ._errors import IngestInputError
 from ._hash import document_hash
 from ._models import Chunk, ChunkingConfig, SkippedSource, SourceDocument
 from ._records import iter_records
-from ._split import split_document
+from ._split import sha256_hex, split_document
 from ._walk import iter_documents
 
 __all__ = [
@@ -16,5 +16,6 @@ __all__ = [
     "document_hash",
     "iter_documents",
     "iter_records",
+    "sha256_hex",
     "split_document",
 ]

@@ -24,7 +24,5 @@ def document_hash(doc: SourceDocument, config: ChunkingConfig) -> str:
     try:
         canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     except (TypeError, ValueError) as error:
-        raise IngestInputError(
-            f"metadata of {doc.document_id!r} is not JSON: {error}"
-        ) from None
+        raise IngestInputError(f"metadata of {doc.document_id!r} is not JSON: {error}") from None
     return sha256_hex(canonical)

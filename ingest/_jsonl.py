@@ -13,9 +13,7 @@ from ._records import RecordError, parse_record
 _SNIFF_BYTES = 8192
 
 
-def iter_jsonl(
-    path: Path, seen: set[str], on_skip: Callable[[SkippedSource], None]
-) -> Iterator[SourceDocument]:
+def iter_jsonl(path: Path, seen: set[str], on_skip: Callable[[SkippedSource], None]) -> Iterator[SourceDocument]:
     """Yield a document per valid line; report bad lines and ids already ``seen``."""
     where = path.as_posix()
     try:
@@ -32,9 +30,7 @@ def iter_jsonl(
 
 def _open(path: Path) -> io.BufferedIOBase:
     # gzip.open reads nothing yet: a corrupt archive shows up while lines are read
-    return (
-        gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
-    )
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
 
 
 def _documents(
@@ -70,8 +66,6 @@ def _documents(
             on_skip(SkippedSource(where, f"line {number}: duplicate id {record.id}"))
             continue
         seen.add(record.id)
-        yield SourceDocument(
-            record.id, record.text, record.title, where, record.metadata
-        )
+        yield SourceDocument(record.id, record.text, record.title, where, record.metadata)
     if not found_a_line:
         on_skip(SkippedSource(where, "empty file"))

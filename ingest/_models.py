@@ -46,13 +46,8 @@ class ChunkingConfig:
 
     def __post_init__(self) -> None:
         if not _is_int(self.chunk_size) or self.chunk_size <= 0:
-            raise IngestInputError(
-                f"chunk_size must be a positive integer, got {self.chunk_size!r}"
-            )
-        if (
-            not _is_int(self.chunk_overlap)
-            or not 0 <= self.chunk_overlap < self.chunk_size
-        ):
+            raise IngestInputError(f"chunk_size must be a positive integer, got {self.chunk_size!r}")
+        if not _is_int(self.chunk_overlap) or not 0 <= self.chunk_overlap < self.chunk_size:
             raise IngestInputError(
                 "chunk_overlap must be an integer from 0 to chunk_size - 1 "
                 f"({self.chunk_size - 1}), got {self.chunk_overlap!r}"

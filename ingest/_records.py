@@ -32,9 +32,7 @@ def parse_record(record: object) -> Record:
     )
 
 
-def iter_records(
-    records: Iterable[Mapping[str, Any]], source: str
-) -> Iterator[SourceDocument]:
+def iter_records(records: Iterable[Mapping[str, Any]], source: str) -> Iterator[SourceDocument]:
     """Turn posted records into documents; the first invalid one is rejected.
 
     A record without an id gets one derived from its text, so posting the same
@@ -48,13 +46,9 @@ def iter_records(
             raise IngestInputError(f"documents[{position}]: {error}") from None
         document_id = record.id or text_id(record.text)
         if document_id in seen:
-            raise IngestInputError(
-                f"documents[{position}]: duplicate id {document_id!r}"
-            )
+            raise IngestInputError(f"documents[{position}]: duplicate id {document_id!r}")
         seen.add(document_id)
-        yield SourceDocument(
-            document_id, record.text, record.title, source, record.metadata
-        )
+        yield SourceDocument(document_id, record.text, record.title, source, record.metadata)
 
 
 def text_id(text: str) -> str:

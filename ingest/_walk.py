@@ -26,9 +26,7 @@ _LOADERS: dict[str, Loader] = {
 _CORPORA = (".jsonl", ".jsonl.gz")
 
 
-def iter_documents(
-    paths: Iterable[str | Path], on_skip: OnSkip
-) -> Iterator[SourceDocument]:
+def iter_documents(paths: Iterable[str | Path], on_skip: OnSkip) -> Iterator[SourceDocument]:
     """Yield the documents in files and folders, reporting each file or line left out.
 
     Raises IngestInputError at once, before anything is read, when a path does
@@ -66,11 +64,7 @@ def _walk(folder: Path, on_skip: OnSkip) -> list[Path]:
     """Every non-hidden file under ``folder``, relative to it, in sorted order."""
 
     def report(error: OSError) -> None:
-        reason = (
-            "permission denied"
-            if isinstance(error, PermissionError)
-            else error.strerror
-        )
+        reason = "permission denied" if isinstance(error, PermissionError) else error.strerror
         where = Path(error.filename or folder).as_posix()
         on_skip(SkippedSource(where, reason or str(error)))
 
@@ -83,15 +77,11 @@ def _walk(folder: Path, on_skip: OnSkip) -> list[Path]:
     return sorted(found, key=lambda path: path.parts)
 
 
-def _load(
-    path: Path, document_id: str, seen: set[str], on_skip: OnSkip
-) -> Iterator[SourceDocument]:
+def _load(path: Path, document_id: str, seen: set[str], on_skip: OnSkip) -> Iterator[SourceDocument]:
     where = path.as_posix()
     kind = _file_type(path)
     if kind not in _LOADERS and kind not in _CORPORA:
-        on_skip(
-            SkippedSource(where, f"unsupported file type {kind or '(no extension)'}")
-        )
+        on_skip(SkippedSource(where, f"unsupported file type {kind or '(no extension)'}"))
         return
     if not path.is_file():
         # a FIFO or socket would block or fail on read

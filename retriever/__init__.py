@@ -1,5 +1,13 @@
-"""hybrid-rag's retriever: hybrid (HNSW + BM25, RRF) search on PostgreSQL in one statement."""
+"""hybrid-rag's retriever: hybrid (HNSW + BM25, RRF) search on PostgreSQL in one statement.
 
+The public surface: `Engine` (every operation: ingest, search, delete, maintain),
+`HybridRetriever` (LangChain), `Settings`, `EmbeddingModel`, `SearchParams`,
+`SearchResult`, `Hit`, `IngestReport`, `rrf_fuse`, `validate_name`, and the error
+hierarchy. Everything else is internal.
+"""
+
+from retriever.embeddings import EmbeddingModel
+from retriever.engine import Engine
 from retriever.errors import (
     CollectionNotFound,
     ConfigurationError,
@@ -14,8 +22,10 @@ from retriever.errors import (
     NotFound,
 )
 from retriever.fusion import rrf_fuse
-from retriever.query import Hit, SearchParams, SearchResult
+from retriever.results import Hit, SearchParams, SearchResult
 from retriever.settings import Settings, get_settings
+from retriever.store.pipeline import IngestReport
+from retriever.store.tables import validate_name
 
 __all__ = [
     "CollectionNotFound",
@@ -23,9 +33,12 @@ __all__ = [
     "DatabaseUnavailable",
     "DocumentNotFound",
     "EmbeddingMismatch",
+    "EmbeddingModel",
+    "Engine",
     "Hit",
     "HybridRagError",
     "HybridRetriever",
+    "IngestReport",
     "InputError",
     "InvalidFilter",
     "InvalidName",
@@ -36,11 +49,12 @@ __all__ = [
     "Settings",
     "get_settings",
     "rrf_fuse",
+    "validate_name",
 ]
 
 
 def __getattr__(name: str) -> object:
-    # LangChain's retriever machinery costs a second or more to import; the CLI rarely needs it.
+    # LangChain's retriever machinery costs a second or more to import; the CLI never needs it.
     if name == "HybridRetriever":
         from retriever.langchain import HybridRetriever
 

@@ -12,7 +12,9 @@
     ├── ConfigurationError         settings that cannot work (missing extra, bad EMBEDDINGS)
     └── DatabaseUnavailable        cannot connect, or the statement timed out: HTTP 503
 
-psycopg errors are translated to these at one place, `retriever.database.map_errors`.
+psycopg's (and the ingest package's) errors are translated to these at one place,
+`retriever.engine.map_errors`; the CLI and HTTP each map these once more, to exit
+codes and problem details.
 """
 
 from __future__ import annotations

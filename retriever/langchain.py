@@ -6,17 +6,17 @@ import dataclasses
 import threading
 from typing import Any
 
-import psycopg
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from retriever.database import configure, configure_async, map_errors, open_primary, read_dsns
-from retriever.query import DEFAULTS, Hit, Mode, SearchParams
-from retriever.service import search, search_async
+from retriever.connections import ensure_migrated
+from retriever.engine import Engine, map_errors
+from retriever.results import DEFAULTS, Hit, Mode, SearchParams
 from retriever.settings import Settings, get_settings
+from retriever.store.database import configure, read_dsns
 
 __all__ = ["HybridRetriever", "hit_to_document"]
 
@@ -59,6 +59,7 @@ class HybridRetriever(BaseRetriever):
     async_pool: AsyncConnectionPool | None = Field(default=None, exclude=True)
 
     _own_pool: ConnectionPool | None = PrivateAttr(default=None)
+    _engines: dict[str, Engine] = PrivateAttr(default_factory=dict)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def _settings(self) -> Settings:
@@ -73,51 +74,45 @@ class HybridRetriever(BaseRetriever):
         }
         return SearchParams(**{**defaults, **overrides})
 
-    def _sync_pool(self) -> ConnectionPool:
-        if self.pool is not None:
-            return self.pool
+    def _engine(self, kind: str) -> Engine:
+        """The engine of the sync (`pool`, or one of its own) or the async (`async_pool`) path."""
         with self._lock:
-            if self._own_pool is None:
+            if kind not in self._engines:
                 settings = self._settings()
-                if not settings.database_read_urls:
-                    open_primary(settings).close()  # runs migrations once on the primary
-                with map_errors():
-                    self._own_pool = ConnectionPool(
-                        read_dsns(settings)[0],
-                        min_size=1,
-                        max_size=4,
-                        configure=configure,
-                        kwargs={"autocommit": True},
-                        open=True,
-                        timeout=settings.pool_timeout_s,
-                    )
-            return self._own_pool
+                if kind == "async":
+                    self._engines[kind] = Engine(settings, async_pool=self.async_pool)
+                else:
+                    self._engines[kind] = Engine(settings, pool=self.pool or self._open_pool(settings))
+            return self._engines[kind]
+
+    def _open_pool(self, settings: Settings) -> ConnectionPool:
+        if not settings.database_read_urls:
+            with map_errors():
+                ensure_migrated(settings)
+        with map_errors():
+            self._own_pool = ConnectionPool(
+                read_dsns(settings)[0],
+                min_size=1,
+                max_size=4,
+                configure=configure,
+                kwargs={"autocommit": True},
+                open=True,
+                timeout=settings.pool_timeout_s,
+            )
+        return self._own_pool
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
         like = kwargs.pop("like", None)
-        params = self._params(kwargs)
-        with map_errors(), self._sync_pool().connection() as conn:
-            result = search(conn, self._settings(), self.collection, query, params, like=like)
+        result = self._engine("sync").search(self.collection, query, self._params(kwargs), like=like)
         return [hit_to_document(hit) for hit in result.hits]
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
         like = kwargs.pop("like", None)
-        params = self._params(kwargs)
-        settings = self._settings()
-        with map_errors():
-            if self.async_pool is not None:
-                async with self.async_pool.connection() as conn:
-                    result = await search_async(conn, settings, self.collection, query, params, like=like)
-            else:
-                if not settings.database_read_urls:
-                    open_primary(settings).close()
-                async with await psycopg.AsyncConnection.connect(read_dsns(settings)[0], autocommit=True) as conn:
-                    await configure_async(conn)
-                    result = await search_async(conn, settings, self.collection, query, params, like=like)
+        result = await self._engine("async").asearch(self.collection, query, self._params(kwargs), like=like)
         return [hit_to_document(hit) for hit in result.hits]
 
     def close(self) -> None:
@@ -125,3 +120,4 @@ class HybridRetriever(BaseRetriever):
         if self._own_pool is not None:
             self._own_pool.close()
             self._own_pool = None
+            self._engines.pop("sync", None)

@@ -1,90 +1,41 @@
-"""The hybrid query: ONE SQL statement that ranks by vector distance and by BM25, fused by RRF."""
+"""The search: ONE SQL statement that ranks by vector distance and by BM25, fused by RRF; and "more like this".
+
+Statements only: `retriever.search` runs them, `retriever.engine` decides when.
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import psycopg
 from psycopg import sql
 
-from retriever.collections import Collection
-from retriever.errors import InputError, LimitExceeded
 from retriever.filters import compile_filter
+from retriever.results import SearchParams
 from retriever.settings import Settings
+from retriever.store.bm25 import idf_sql, term_weight_sql
+from retriever.store.tables import Collection
 
-__all__ = ["DEFAULTS", "MODES", "Hit", "SearchParams", "SearchResult", "build_search", "run_search", "run_search_async"]
+__all__ = [
+    "LIKE_TERMS",
+    "REGISTRY",
+    "TEXT_BLOCKS",
+    "TEXT_EXACT_UP_TO",
+    "TEXT_RESCORE",
+    "build_search",
+    "like_statement",
+    "session_settings",
+]
 
-Mode = Literal["hybrid", "vector", "text"]
-MODES: tuple[Mode, ...] = ("hybrid", "vector", "text")
-BM25_K1 = 1.2
-BM25_B = 0.75
-# Chosen by `hybrid-rag eval --sweep` on SciFact train (README "Quality"), never on test.
-DEFAULTS = {"candidates": 100, "rrf_k": 10, "weights": (0.7, 1.0)}
 # The BM25 leg's bounds (`hybrid-rag bench scale` measures what they cost against exact BM25):
 TEXT_BLOCKS = 10  # posting blocks read per query term, best impact first (10 × 100 postings)
 TEXT_RESCORE = 6  # at most this many × candidates chunks are rescored exactly from their `tsv`
 TEXT_EXACT_UP_TO = 20_000  # a query whose terms have this many postings in all reads them all: exact, and cheaper
-
-
-@dataclass(frozen=True, slots=True)
-class SearchParams:
-    """What a search asks for; `validate` checks it against the configured limits."""
-
-    k: int = 10
-    mode: Mode = "hybrid"
-    filter: Mapping[str, Any] | None = None
-    candidates: int = DEFAULTS["candidates"]  # per-leg depth
-    rrf_k: int = DEFAULTS["rrf_k"]
-    weights: tuple[float, float] = DEFAULTS["weights"]  # (vector, text)
-    collapse: bool = False  # best chunk per document only
-    ef_search: int | None = None
-    exact_text: bool = False  # read every posting of every query term (benchmarks' reference)
-
-    def validate(self, settings: Settings) -> SearchParams:
-        """Reject values no search should run with; returns self for chaining."""
-        if self.mode not in MODES:
-            raise InputError(f"unknown mode {self.mode!r}: use one of {', '.join(MODES)}")
-        if not 1 <= self.k <= settings.max_k:
-            raise LimitExceeded(f"k must be between 1 and {settings.max_k}, got {self.k}")
-        if not 1 <= self.candidates <= settings.max_candidates:
-            raise LimitExceeded(f"candidates must be between 1 and {settings.max_candidates}, got {self.candidates}")
-        if self.rrf_k < 0:
-            raise InputError(f"rrf_k must be ≥ 0, got {self.rrf_k}")
-        if len(self.weights) != 2 or any(w < 0 for w in self.weights) or not any(self.weights):
-            raise InputError("weights must be two non-negative numbers (vector, text), not both 0")
-        return self
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """One ranked chunk."""
-
-    id: str
-    document_id: str
-    content: str
-    metadata: dict[str, Any]
-    score: float
-    vector_rank: int | None
-    text_rank: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class SearchResult:
-    """Ranked hits and the database time the statement took."""
-
-    hits: list[Hit]
-    took_ms: float
-    extra: dict[str, Any] = field(default_factory=dict)
-
+LIKE_TERMS = 24  # "more like this": the document's most distinctive lexemes the text leg searches for
 
 # The statement reads top to bottom: the HNSW leg, corpus statistics, the query's terms
 # with their IDF, the BM25 leg over the posting blocks, then fusion and the final join.
-# BM25 (Robertson & Zaragoza 2009): Σ_t idf(t) · tf·(k1+1) / (tf + k1·(1 − b + b·len/avgdl)),
-# idf(t) = ln(1 + (N − df + 0.5)/(df + 0.5)), over the same lexemes `to_tsvector` produces.
+# BM25 as `retriever.store.bm25` defines it, over the same lexemes `to_tsvector` produces.
 #
 # When the query's terms have few postings in all, the BM25 leg reads them all: exact.
 # Otherwise it reads each term's best posting blocks (by impact; `blocks` × idf / 2 of
@@ -107,7 +58,7 @@ query_terms AS (
            CASE WHEN sum(df) OVER () > %(exact_up_to)s
                 THEN ceil(%(blocks)s * greatest(idf, 1) / 2)::integer END AS depth
     FROM (
-        SELECT t.term, t.df, ln(1 + (s.n - t.df + 0.5) / (t.df + 0.5)) AS idf, s.avgdl
+        SELECT t.term, t.df, {idf} AS idf, s.avgdl
         FROM {terms} t CROSS JOIN stats s
         WHERE t.df > 0 AND t.term = ANY (
             coalesce(%(terms)s::text[], tsvector_to_array(to_tsvector(%(text_config)s::regconfig, %(query)s)))
@@ -133,7 +84,7 @@ cut_terms AS (
 text_read AS (
     SELECT r.* FROM (
         SELECT p.key, max(p.length) AS length,
-               sum(p.idf * p.tf * (%(k1)s + 1) / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.length / p.avgdl))) AS partial,
+               sum({read_score}) AS partial,
                (SELECT bound FROM cut_terms) - sum(p.bound) AS missing  -- bounds of the cut terms not found
         FROM (  -- unnest in the select list: the arrays in step, no tuplestore per block
             SELECT b.idf, b.avgdl, b.bound,
@@ -169,9 +120,7 @@ text_unsure AS (
       AND length(ts_delete(c.tsv, (SELECT terms FROM cut_terms))) < length(c.tsv)  -- holds a cut term
 ),
 text_rescored AS (
-    SELECT r.key,
-           sum(q.idf * cardinality(u.positions) * (%(k1)s + 1)
-               / (cardinality(u.positions) + %(k1)s * (1 - %(b)s + %(b)s * r.length / s.avgdl))) AS score
+    SELECT r.key, sum({rescore_score}) AS score
     FROM text_unsure r
     JOIN {chunks} c ON c.key = r.key
     -- the query's lexemes only: marked with weight A (`to_tsvector` writes D), then filtered
@@ -267,6 +216,9 @@ def build_search(
                 chunks=chunks,
                 candidates=candidates,
                 rescore=sql.Literal(TEXT_RESCORE * params.candidates),
+                idf=idf_sql("s.n", "t.df"),
+                read_score=term_weight_sql("p.tf", "p.length", "p.avgdl", idf="p.idf"),
+                rescore_score=term_weight_sql("cardinality(u.positions)", "r.length", "s.avgdl", idf="q.idf"),
                 text_join=sql.SQL("JOIN {} c ON c.key = p.key").format(chunks) if filtered else sql.SQL(""),
                 text_filter=sql.SQL("{} AND c.document_id IS DISTINCT FROM %(exclude_document)s::text").format(
                     filter_sql
@@ -290,8 +242,6 @@ def build_search(
         "terms": terms,
         "exclude_document": exclude_document,
         "embedding": embedding,
-        "k1": BM25_K1,
-        "b": BM25_B,
         # a filter can reject every chunk of a bounded read: filtered searches read all postings
         "blocks": None if params.exact_text or params.filter or exclude_document is not None else TEXT_BLOCKS,
         "exact_up_to": TEXT_EXACT_UP_TO,
@@ -321,55 +271,37 @@ def session_settings(params: SearchParams, settings: Settings, *, iterative_scan
     return statement, values
 
 
-def _hits(rows: list[tuple[Any, ...]]) -> list[Hit]:
-    return [Hit(*row) for row in rows]
+# The collection's registry row, and whether pgvector can keep scanning HNSW under a
+# filter (`hnsw.iterative_scan`, pgvector ≥ 0.8): one round trip before the search.
+REGISTRY = """
+SELECT name, embedding_model, dimensions, text_config::text AS text_config, chunk_count, total_length, created_at,
+       coalesce((SELECT string_to_array(extversion, '.')::int[] >= '{0,8}' FROM pg_extension WHERE extname = 'vector'),
+                false) AS iterative_scan
+FROM hybrid_rag.collections
+WHERE name = %(name)s
+"""
+
+# "More like this": the document's mean chunk embedding, and its most distinctive lexemes
+# (tf · idf within the collection) as the text leg's query terms.
+_LIKE = """
+SELECT (SELECT avg(embedding) FROM {chunks} WHERE document_id = %(document_id)s),
+       ARRAY(
+           SELECT u.lexeme
+           FROM {chunks} c CROSS JOIN unnest(c.tsv) AS u
+           JOIN {terms} t ON t.term = u.lexeme
+           WHERE c.document_id = %(document_id)s
+           GROUP BY u.lexeme, t.df
+           ORDER BY sum(cardinality(u.positions)) * {idf} DESC, u.lexeme
+           LIMIT {limit})
+"""
 
 
-def run_search(
-    conn: psycopg.Connection,
-    collection: Collection,
-    params: SearchParams,
-    settings: Settings,
-    *,
-    query: str,
-    embedding: np.ndarray | None,
-    terms: list[str] | None = None,
-    exclude_document: str | None = None,
-    iterative_scan: bool = True,
-) -> SearchResult:
-    """Run one search on a configured connection: settings and statement in one round trip."""
-    statement, values = build_search(
-        collection, params, query=query, embedding=embedding, terms=terms, exclude_document=exclude_document
+def like_statement(collection: Collection, document_id: str) -> tuple[sql.Composed, dict[str, Any]]:
+    """The statement that reads a stored document's mean embedding and most distinctive lexemes."""
+    statement = sql.SQL(_LIKE).format(
+        chunks=collection.table(),
+        terms=collection.table("terms"),
+        idf=idf_sql("%(n)s", "t.df"),
+        limit=sql.Literal(LIKE_TERMS),
     )
-    setup, setup_values = session_settings(params, settings, iterative_scan=iterative_scan)
-    start = time.perf_counter()
-    with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
-        cur.execute(setup, setup_values)
-        cur.execute(statement, values)
-        rows = cur.fetchall()
-    return SearchResult(_hits(rows), (time.perf_counter() - start) * 1000)
-
-
-async def run_search_async(
-    conn: psycopg.AsyncConnection,
-    collection: Collection,
-    params: SearchParams,
-    settings: Settings,
-    *,
-    query: str,
-    embedding: np.ndarray | None,
-    terms: list[str] | None = None,
-    exclude_document: str | None = None,
-    iterative_scan: bool = True,
-) -> SearchResult:
-    """Async twin of `run_search`."""
-    statement, values = build_search(
-        collection, params, query=query, embedding=embedding, terms=terms, exclude_document=exclude_document
-    )
-    setup, setup_values = session_settings(params, settings, iterative_scan=iterative_scan)
-    start = time.perf_counter()
-    async with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
-        await cur.execute(setup, setup_values)
-        await cur.execute(statement, values)
-        rows = await cur.fetchall()
-    return SearchResult(_hits(rows), (time.perf_counter() - start) * 1000)
+    return statement, {"n": collection.chunk_count, "document_id": document_id}

@@ -17,12 +17,13 @@ from langchain_core.embeddings import Embeddings
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from retriever.collections import drop_collection
-from retriever.database import open_primary, primary_dsn
-from retriever.embedded import stop_embedded
+from retriever.connections import open_primary
 from retriever.embeddings import EmbeddingModel
 from retriever.errors import CollectionNotFound
 from retriever.settings import Settings, get_settings
+from retriever.store.collections import drop_collection
+from retriever.store.database import primary_dsn
+from retriever.store.embedded import stop_embedded
 
 
 def pytest_report_header() -> list[str]:

@@ -16,8 +16,8 @@ from retriever.embeddings import EmbeddingModel
 from retriever.http.auth import ApiKeys
 from retriever.http.problems import problem_response
 from retriever.http.routes import routers
-from retriever.http.runtime import open_runtime
 from retriever.http.schemas import refine_openapi
+from retriever.serving import ServingEngine
 from retriever.settings import Settings, get_settings
 
 __all__ = ["create_app"]
@@ -53,10 +53,12 @@ def create_app(settings: Settings | None = None, *, model: EmbeddingModel | None
     settings = settings or get_settings()
     keys = ApiKeys(settings.api_keys)  # a malformed API_KEYS fails here, before anything starts
 
+    engine = ServingEngine(settings, model=model)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_runtime(settings, model) as runtime:
-            app.state.runtime = runtime
+        async with engine.serving():
+            app.state.engine = engine
             yield
 
     app = Litestar(

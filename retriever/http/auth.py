@@ -14,8 +14,8 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers import BaseRouteHandler
 
-from retriever.collections import validate_name
 from retriever.errors import CollectionNotFound, ConfigurationError, InvalidName
+from retriever.store.tables import validate_name
 
 __all__ = ["ApiKeys", "Grant", "require_key"]
 

@@ -1,8 +1,7 @@
-"""The endpoints (DESIGN §5): each a few lines over the service."""
+"""The endpoints (DESIGN §5): each a few lines over the engine."""
 
 from __future__ import annotations
 
-import functools
 from typing import Annotated, Any
 from urllib.parse import unquote_to_bytes
 
@@ -13,12 +12,9 @@ from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import Body, Parameter
 
-from ingest import ChunkingConfig
-from retriever.collections import list_collections_async
-from retriever.http import examples, operations
+from retriever.http import examples
 from retriever.http.auth import Grant, require_key
 from retriever.http.problems import problem_responses
-from retriever.http.runtime import Runtime
 from retriever.http.schemas import (
     AddDocuments,
     CollectionInfo,
@@ -29,7 +25,7 @@ from retriever.http.schemas import (
     Status,
     check_storable,
 )
-from retriever.service import delete_document, ingest_source_documents
+from retriever.serving import ServingEngine
 
 __all__ = ["routers"]
 
@@ -51,7 +47,7 @@ DocumentId = Annotated[
 ]
 
 
-RuntimeDep = NamedDependency[Runtime]
+EngineDep = NamedDependency[ServingEngine]
 
 
 def _ok(container: type, samples: list[Example], description: str) -> ResponseSpec:
@@ -71,9 +67,9 @@ def _ok(container: type, samples: list[Example], description: str) -> ResponseSp
     },
 )
 async def search(
-    name: CollectionName, data: Annotated[SearchRequest, Body(examples=examples.SEARCH)], runtime: RuntimeDep
+    name: CollectionName, data: Annotated[SearchRequest, Body(examples=examples.SEARCH)], engine: EngineDep
 ) -> SearchResponse:
-    result = await operations.search(runtime, name, data.text, data.params(), like=data.document_id)
+    result = await engine.asearch(name, data.text, data.params(), like=data.document_id)
     return SearchResponse.of(result)
 
 
@@ -90,12 +86,9 @@ async def search(
     },
 )
 async def add_documents(
-    name: CollectionName, data: Annotated[AddDocuments, Body(examples=examples.ADD_DOCUMENTS)], runtime: RuntimeDep
+    name: CollectionName, data: Annotated[AddDocuments, Body(examples=examples.ADD_DOCUMENTS)], engine: EngineDep
 ) -> IngestSummary:
-    documents = data.source_documents(runtime.settings, source=f"http:{name}")
-    # A request does not wait for a rebuild of the posting blocks: `maintain` does that.
-    ingest = functools.partial(ingest_source_documents, model=runtime.model, compact=False)
-    report = await runtime.write(ingest, runtime.write_settings, name, documents, ChunkingConfig())
+    documents, report = await engine.aingest_records(name, data.records(engine.settings), source=f"http:{name}")
     return IngestSummary.of(documents, report)
 
 
@@ -107,11 +100,11 @@ async def add_documents(
     responses=problem_responses(400, 401, 404, 422, 503),
 )
 async def remove_document(
-    request: Request[Any, Any, State], name: CollectionName, document_id: DocumentId, runtime: RuntimeDep
+    request: Request[Any, Any, State], name: CollectionName, document_id: DocumentId, engine: EngineDep
 ) -> None:
     document_id = _exact_document_id(request, name) or document_id.removeprefix("/")
     check_storable(document_id, "document_id")
-    await runtime.write(delete_document, runtime.write_settings, name, document_id)
+    await engine.adelete_document(name, document_id)
 
 
 def _exact_document_id(request: Request[Any, Any, State], name: str) -> str | None:
@@ -131,10 +124,9 @@ def _exact_document_id(request: Request[Any, Any, State], name: str) -> str | No
     description="Collections with their sizes and embedding model (those the API key may use).",
     responses={200: _ok(CollectionList, examples.COLLECTIONS, "Collections by name"), **problem_responses(401, 503)},
 )
-async def collections(request: Request[Any, Any, State], runtime: RuntimeDep) -> CollectionList:
+async def collections(request: Request[Any, Any, State], engine: EngineDep) -> CollectionList:
     grant: Grant = request.state.grant
-    async with runtime.connection() as conn:
-        found = await list_collections_async(conn)
+    found = await engine.acollections()
     return CollectionList(
         [
             CollectionInfo(c.name, c.chunk_count, c.embedding_model, c.dimensions, c.text_config)
@@ -160,13 +152,13 @@ async def healthz() -> Status:
     description="Every configured database answers; 503 when one does not.",
     responses={200: _ok(Status, examples.READY, "Ready"), **problem_responses(503)},
 )
-async def readyz(runtime: RuntimeDep) -> Status:
-    await runtime.ready()
+async def readyz(engine: EngineDep) -> Status:
+    await engine.ready()
     return Status("ready")
 
 
-def _runtime(state: State) -> Runtime:
-    return state.runtime
+def _engine(state: State) -> ServingEngine:
+    return state.engine
 
 
 def routers(*, secured: bool) -> list[Router]:
@@ -176,13 +168,13 @@ def routers(*, secured: bool) -> list[Router]:
         route_handlers=[search, add_documents, remove_document, collections],
         guards=[require_key],
         security=[{"bearer": []}] if secured else None,
-        dependencies={"runtime": Provide(_runtime, sync_to_thread=False)},
+        dependencies={"engine": Provide(_engine, sync_to_thread=False)},
         tags=["search and documents"],
     )
     probes = Router(
         "/",
         route_handlers=[healthz, readyz],
-        dependencies={"runtime": Provide(_runtime, sync_to_thread=False)},
+        dependencies={"engine": Provide(_engine, sync_to_thread=False)},
         tags=["probes"],
     )
     return [v1, probes]

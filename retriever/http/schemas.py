@@ -15,12 +15,11 @@ import msgspec
 from litestar.openapi.spec import Schema
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from ingest import IngestInputError, SourceDocument, iter_records
-from retriever.cli import result_json
+from ingest import SourceDocument
 from retriever.errors import InputError, LimitExceeded
-from retriever.ingestion import IngestReport
-from retriever.query import DEFAULTS, SearchParams, SearchResult
+from retriever.results import DEFAULTS, SearchParams, SearchResult
 from retriever.settings import Settings
+from retriever.store.pipeline import IngestReport
 
 __all__ = [
     "AddDocuments",
@@ -109,7 +108,7 @@ class SearchResponse(Struct):
 
     @classmethod
     def of(cls, result: SearchResult) -> SearchResponse:
-        return msgspec.convert(result_json(result), cls)  # the CLI's --json shape, defined once
+        return msgspec.convert(result.to_json(), cls)  # the CLI's --json shape, defined once
 
 
 class DocumentIn(Struct, forbid_unknown_fields=True):
@@ -126,8 +125,8 @@ class AddDocuments(Struct, forbid_unknown_fields=True):
 
     documents: Annotated[list[DocumentIn], Meta(min_length=1)]
 
-    def source_documents(self, settings: Settings, source: str) -> list[SourceDocument]:
-        """Checked documents, ready for the ingest pipeline."""
+    def records(self, settings: Settings) -> list[dict[str, Any]]:
+        """Checked records (`id`, `text`, `title`, `metadata`), ready for the engine's ingest."""
         if len(self.documents) > settings.max_documents_per_request:
             raise LimitExceeded(
                 f"{len(self.documents)} documents in one request; the limit is {settings.max_documents_per_request}"
@@ -135,10 +134,7 @@ class AddDocuments(Struct, forbid_unknown_fields=True):
         records = [msgspec.structs.asdict(document) for document in self.documents]
         for position, record in enumerate(records):
             check_storable(record, f"documents[{position}]")
-        try:
-            return list(iter_records(records, source))
-        except IngestInputError as exc:
-            raise InputError(str(exc)) from None
+        return records
 
 
 class IngestSummary(Struct):

@@ -8,8 +8,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from bench.cli import bench as bench_group
-from retriever.collections import list_collections
-from retriever.database import open_primary
+from retriever.connections import open_primary
+from retriever.store.collections import list_collections
 
 TINY_BEIR = Path(__file__).parent.parent / "fixtures" / "tiny_beir"
 

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from bench._data import load_corpus
+from bench._synthetic import ExactNeighbours, SyntheticCorpus
 from bench.cli import bench as bench_group
-from bench.scale import ExactNeighbours, SyntheticCorpus
-from retriever.database import open_primary
+from retriever.connections import open_primary
 
 TINY_BEIR = Path(__file__).parent.parent / "fixtures" / "tiny_beir"
 

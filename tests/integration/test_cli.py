@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from hybrid_rag.cli import main
-from retriever.collections import drop_collection
-from retriever.database import open_primary
+from retriever.connections import open_primary
 from retriever.errors import CollectionNotFound
 from retriever.settings import get_settings
+from retriever.store.collections import drop_collection
 
 RECORDS = [
     {

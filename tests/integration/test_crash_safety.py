@@ -10,14 +10,15 @@ import psycopg
 import pytest
 from psycopg import sql
 
-import retriever.loader
+import retriever.store.batches
 from ingest import ChunkingConfig, SourceDocument, split_document
-from retriever.collections import SCHEMA, get_collection
-from retriever.database import open_primary
+from retriever import Engine
+from retriever.connections import open_primary
 from retriever.embeddings import EmbeddingModel
-from retriever.query import SearchParams
-from retriever.service import ingest_source_documents, search
-from retriever.writer import write_documents
+from retriever.results import SearchParams
+from retriever.store.collections import get_collection
+from retriever.store.tables import SCHEMA
+from retriever.store.writer import write_documents
 
 # ~3 chunks per document and 256 chunks per write batch: 200 documents make three batches.
 CHUNKING = ChunkingConfig(chunk_size=100, chunk_overlap=0)
@@ -82,7 +83,7 @@ class WriteCrash:
 @pytest.fixture
 def write_crash(monkeypatch) -> WriteCrash:
     crash = WriteCrash()
-    monkeypatch.setattr(retriever.loader, "write_documents", crash.write)
+    monkeypatch.setattr(retriever.store.batches, "write_documents", crash.write)
     return crash
 
 
@@ -155,12 +156,12 @@ def test_corpus_spans_several_write_batches():
 
 def test_model_failure_on_the_second_batch_keeps_only_whole_documents(settings, collection_name, fake_model):
     with pytest.raises(SimulatedCrash):
-        ingest_source_documents(settings, collection_name, corpus(), CHUNKING, model=CrashingModel(fake_model, 2))
+        Engine(settings, model=CrashingModel(fake_model, 2)).ingest(collection_name, corpus(), CHUNKING)
     with open_primary(settings) as conn:
         stored = assert_consistent(conn, collection_name)
     assert 0 < len(stored) < N_DOCUMENTS
 
-    report = ingest_source_documents(settings, collection_name, corpus(), CHUNKING, model=fake_model)
+    report = Engine(settings, model=fake_model).ingest(collection_name, corpus(), CHUNKING)
     assert report.unchanged_documents == len(stored)
     assert report.new_documents == N_DOCUMENTS - len(stored)
     with open_primary(settings) as conn:
@@ -170,7 +171,7 @@ def test_model_failure_on_the_second_batch_keeps_only_whole_documents(settings, 
 def test_crash_before_a_batch_commits_rolls_the_whole_batch_back(settings, collection_name, fake_model, write_crash):
     write_crash.armed = True
     with pytest.raises(SimulatedCrash):
-        ingest_source_documents(settings, collection_name, corpus(), CHUNKING, model=fake_model)
+        Engine(settings, model=fake_model).ingest(collection_name, corpus(), CHUNKING)
     with open_primary(settings) as conn:
         stored = assert_consistent(conn, collection_name)
     assert set(write_crash.batches[0]) <= stored  # the batch before the crash survived whole
@@ -182,12 +183,12 @@ def test_rerun_after_a_crash_finishes_the_job_and_builds_the_indexes(
 ):
     write_crash.armed = True
     with pytest.raises(SimulatedCrash):
-        ingest_source_documents(settings, collection_name, corpus(), CHUNKING, model=fake_model)
+        Engine(settings, model=fake_model).ingest(collection_name, corpus(), CHUNKING)
     write_crash.armed = False
 
     with open_primary(settings) as conn:
         stored = assert_consistent(conn, collection_name)
-    report = ingest_source_documents(settings, collection_name, corpus(), CHUNKING, model=fake_model)
+    report = Engine(settings, model=fake_model).ingest(collection_name, corpus(), CHUNKING)
     assert report.new_documents == N_DOCUMENTS - len(stored)
     assert report.unchanged_documents == len(stored)
     with open_primary(settings) as conn:
@@ -198,7 +199,11 @@ def test_rerun_after_a_crash_finishes_the_job_and_builds_the_indexes(
                 "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s", (SCHEMA, collection_name)
             )
         }
-        hits = search(conn, settings, collection_name, "topic3 term5", SearchParams(k=5), model=fake_model).hits
+        hits = (
+            Engine(settings, model=fake_model)
+            .search(collection_name, "topic3 term5", SearchParams(k=5), conn=conn)
+            .hits
+        )
     assert {f"{collection_name}_embedding_hnsw", f"{collection_name}_tsv_gin"} <= indexes
     assert len(hits) == 5
 
@@ -206,10 +211,10 @@ def test_rerun_after_a_crash_finishes_the_job_and_builds_the_indexes(
 def test_failed_replacement_leaves_the_old_version_of_each_document_whole(
     settings, collection_name, fake_model, write_crash
 ):
-    ingest_source_documents(settings, collection_name, corpus("v1"), CHUNKING, model=fake_model)
+    Engine(settings, model=fake_model).ingest(collection_name, corpus("v1"), CHUNKING)
     write_crash.armed = True
     with pytest.raises(SimulatedCrash):
-        ingest_source_documents(settings, collection_name, corpus("v2"), CHUNKING, model=fake_model)
+        Engine(settings, model=fake_model).ingest(collection_name, corpus("v2"), CHUNKING)
     with open_primary(settings) as conn:
         assert len(assert_consistent(conn, collection_name)) == N_DOCUMENTS
         mixed = conn.execute(

@@ -9,8 +9,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from retriever.database import open_primary
-from retriever.embedded import embedded_dsn, shared_buffers_mb, stop_embedded
+from retriever.connections import open_primary
+from retriever.store.embedded import embedded_dsn, shared_buffers_mb, stop_embedded
 
 _SHARED_BUFFERS_MB = "SELECT setting::bigint * 8 / 1024 FROM pg_settings WHERE name = 'shared_buffers'"  # 8 kB pages
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from ingest import ChunkingConfig, SourceDocument
-from retriever.collections import drop_collection
-from retriever.database import open_primary
-from retriever.query import MODES, SearchParams
-from retriever.service import ingest_source_documents, search
+from retriever import Engine
+from retriever.connections import open_primary
+from retriever.results import MODES, SearchParams
+from retriever.store.collections import drop_collection
 
 LANGS = ["en", "de", "fr"]
 
@@ -67,7 +67,7 @@ def filtered_collection(settings, fake_model) -> Iterator[str]:
         SourceDocument(document_id, f"shared filter words, document {document_id}", None, "test", values)
         for document_id, values in DOCUMENTS.items()
     ]
-    ingest_source_documents(settings, name, documents, ChunkingConfig(), model=fake_model)
+    Engine(settings, model=fake_model).ingest(name, documents, ChunkingConfig())
     yield name
     with open_primary(settings) as conn:
         drop_collection(conn, name)
@@ -77,7 +77,11 @@ def test_every_document_matches_the_query_without_a_filter(settings, fake_model,
     with open_primary(settings) as conn:
         for mode in MODES:
             params = SearchParams(k=100, mode=mode, candidates=100)
-            hits = search(conn, settings, filtered_collection, "shared filter words", params, model=fake_model).hits
+            hits = (
+                Engine(settings, model=fake_model)
+                .search(filtered_collection, "shared filter words", params, conn=conn)
+                .hits
+            )
             assert {h.document_id for h in hits} == set(DOCUMENTS), mode
 
 
@@ -88,7 +92,11 @@ def test_filter_returns_exactly_the_matching_chunks(settings, fake_model, filter
     expected = {document_id for document_id, values in DOCUMENTS.items() if matches(values)}
     with open_primary(settings) as conn:
         params = SearchParams(k=100, mode=mode, filter=spec, candidates=100)
-        hits = search(conn, settings, filtered_collection, "shared filter words", params, model=fake_model).hits
+        hits = (
+            Engine(settings, model=fake_model)
+            .search(filtered_collection, "shared filter words", params, conn=conn)
+            .hits
+        )
     assert {h.document_id for h in hits} == expected
     assert len(hits) == len(expected)
 
@@ -98,7 +106,11 @@ def test_filter_applies_inside_each_leg_so_hybrid_ranks_only_matching_chunks(set
     expected = sum(1 for values in DOCUMENTS.values() if values["lang"] == "fr")
     with open_primary(settings) as conn:
         params = SearchParams(k=100, filter=spec, candidates=100)
-        hits = search(conn, settings, filtered_collection, "shared filter words", params, model=fake_model).hits
+        hits = (
+            Engine(settings, model=fake_model)
+            .search(filtered_collection, "shared filter words", params, conn=conn)
+            .hits
+        )
     # ranks inside each leg count only matching chunks: 1..n without gaps
     assert sorted(h.vector_rank for h in hits) == list(range(1, expected + 1))
     assert sorted(h.text_rank for h in hits) == list(range(1, expected + 1))
@@ -119,7 +131,9 @@ def test_a_filtered_search_is_planned_for_its_values_even_where_plans_are_reused
         with open_primary(settings) as conn:
             conn.execute("SET plan_cache_mode = force_generic_plan")  # a server that reuses plans
             for year in range(2010, 2018):
-                search(conn, settings, filtered_collection, "shared filter words", params_of(year), model=fake_model)
+                Engine(settings, model=fake_model).search(
+                    filtered_collection, "shared filter words", params_of(year), conn=conn
+                )
             return _plans(conn)
 
     generic, _custom = plans_after_eight(lambda year: SearchParams())

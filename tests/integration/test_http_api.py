@@ -10,11 +10,10 @@ from urllib.parse import quote
 import pytest
 from litestar.testing import AsyncTestClient
 
-from retriever.cli import result_json
-from retriever.database import open_primary
+from retriever import Engine
+from retriever.connections import open_primary
 from retriever.http import create_app
-from retriever.query import SearchParams
-from retriever.service import search
+from retriever.results import SearchParams
 
 KEY = "test-key-0123456789"
 SCOPED = "scoped-key-0123456789"
@@ -114,9 +113,9 @@ async def test_search_returns_the_cli_json_shape(client, filled, api_settings, f
     assert response.status_code == 200, response.text
     body = response.json()
     with open_primary(api_settings) as conn:
-        expected = result_json(
-            search(conn, api_settings, filled, "espresso grind", SearchParams(k=2), model=fake_model)
-        )
+        expected = (
+            Engine(api_settings, model=fake_model).search(filled, "espresso grind", SearchParams(k=2), conn=conn)
+        ).to_json()
     assert set(body) == {"results", "took_ms"}
     assert [hit["id"] for hit in body["results"]] == [hit["id"] for hit in expected["results"]]
     assert body["results"][0]["document_id"] == "coffee/espresso.md"
@@ -420,7 +419,7 @@ async def test_scoped_key_cannot_tell_other_collections_from_missing_ones(client
         listed = await client.get("/v1/collections", headers=scoped)
         assert [c["name"] for c in listed.json()["collections"]] == [filled]
     finally:
-        from retriever.collections import drop_collection
+        from retriever.store.collections import drop_collection
 
         with open_primary(api_settings) as conn:
             drop_collection(conn, other)
@@ -432,3 +431,16 @@ async def test_without_api_keys_the_api_is_open(settings, fake_model):
         schema = (await client.get("/schema/openapi.json")).json()
     assert response.status_code == 200
     assert all("security" not in op for item in schema["paths"].values() for op in item.values())
+
+
+async def test_writes_borrow_connections_from_the_api_pool(client, collection_name, api_settings):
+    response = await client.post(
+        f"/v1/collections/{collection_name}/documents", json={"documents": DOCUMENTS[:1]}, headers=AUTH
+    )
+    assert response.status_code == 200, response.text
+    response = await client.delete(f"/v1/collections/{collection_name}/documents/faq-1", headers=AUTH)
+    assert response.status_code == 404  # not there: the lookup itself ran on a pooled connection
+
+    writes = client.app.state.engine._pools.writes
+    assert writes.max_size == max(3, api_settings.pool_size)
+    assert writes.get_stats()["requests_num"] >= 2

@@ -30,10 +30,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from ingest import ChunkingConfig, SourceDocument
-from retriever.collections import drop_collection, list_collections
-from retriever.database import open_primary
+from retriever import Engine
+from retriever.connections import open_primary
 from retriever.http import create_app
-from retriever.service import ingest_source_documents
+from retriever.store.collections import drop_collection, list_collections
 
 KEY = "fuzz-key-0123456789"
 CHECKS = [
@@ -73,7 +73,7 @@ def api_schema(settings, fake_model):
         ),
         SourceDocument("faq-espresso", "Grind finer when the shot runs fast.", None, "fuzz", {"topic": "coffee"}),
     ]
-    ingest_source_documents(app_settings, "demo", documents, ChunkingConfig(), model=fake_model)
+    Engine(app_settings, model=fake_model).ingest("demo", documents, ChunkingConfig())
     try:
         yield schemathesis.openapi.from_asgi("/schema/openapi.json", create_app(app_settings, model=fake_model))
     finally:

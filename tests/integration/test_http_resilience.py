@@ -16,9 +16,9 @@ import anyio.to_thread
 import pytest
 from litestar.testing import AsyncTestClient, TestClient
 
-from retriever.database import open_primary
-from retriever.embedded import embedded_dsn, stop_embedded
+from retriever.connections import open_primary
 from retriever.http import create_app
+from retriever.store.embedded import embedded_dsn, stop_embedded
 
 PROBLEM = "application/problem+json"
 DOCUMENT = {"id": "doc", "text": "lens and mirror telescopes for the night sky", "metadata": {"topic": "astronomy"}}
@@ -98,7 +98,7 @@ async def test_statement_timeout_is_503_with_retry_after(fast_fail, fake_model, 
 async def test_waiting_for_a_pooled_connection_is_bounded(fast_fail, fake_model):
     app = create_app(fast_fail, model=fake_model)
     async with AsyncTestClient(app) as client:
-        pool, portal = app.state.runtime.primary, client.blocking_portal  # the pool lives on the app's loop
+        pool, portal = app.state.engine._pools.primary, client.blocking_portal  # the pool lives on the app's loop
         held = [portal.call(pool.getconn) for _ in range(fast_fail.pool_size)]
         try:
             started = time.monotonic()
@@ -116,7 +116,7 @@ async def test_waiting_for_a_pooled_connection_is_bounded(fast_fail, fake_model)
 async def test_waiting_for_a_write_slot_is_bounded(fast_fail, fake_model, collection_name):
     app = create_app(fast_fail, model=fake_model)
     async with AsyncTestClient(app) as client:
-        slots, portal, holder = app.state.runtime.write_slots, client.blocking_portal, object()
+        slots, portal, holder = app.state.engine._pools.write_slots, client.blocking_portal, object()
         portal.call(slots.acquire_on_behalf_of, holder)  # one slot: pool_size 2 // 4, at least 1
         try:
             started = time.monotonic()

@@ -15,10 +15,9 @@ from langchain_core.runnables import RunnableLambda
 from langchain_tests.integration_tests import RetrieversIntegrationTests
 
 from ingest import ChunkingConfig, SourceDocument
-from retriever import HybridRetriever
-from retriever.collections import drop_collection
-from retriever.database import open_primary
-from retriever.service import ingest_source_documents
+from retriever import Engine, HybridRetriever
+from retriever.connections import open_primary
+from retriever.store.collections import drop_collection
 
 COLLECTION = f"t_lc_{uuid.uuid4().hex[:8]}"
 
@@ -80,7 +79,7 @@ def corpus(settings, local_model):
         SourceDocument(name, text, None, "test", {"topic": topic, "year": year})
         for name, (topic, year, text) in PASSAGES.items()
     ]
-    ingest_source_documents(settings, COLLECTION, documents, ChunkingConfig(), model=local_model)
+    Engine(settings, model=local_model).ingest(COLLECTION, documents, ChunkingConfig())
     yield
     with open_primary(settings) as conn:
         drop_collection(conn, COLLECTION)

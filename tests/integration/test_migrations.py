@@ -3,7 +3,8 @@
 Specification: ANALYZE gathers statistics for the posting blocks' `term` and
 `max_impact` (the search plans use them) but not for their arrays (no plan does, and
 sampling them was most of ANALYZE's time); a collection made before that rule gets it
-from migration m003, and migrating twice changes nothing.
+from migration m003, and migrating twice changes nothing. Migrations are frozen SQL: m002
+lays out an older collection's posting blocks exactly as a full rebuild does today.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 from psycopg import sql
 
 from ingest import ChunkingConfig, SourceDocument
-from retriever.collections import get_collection
-from retriever.database import open_primary
-from retriever.migrations import migrate
-from retriever.service import ingest_source_documents
+from retriever import Engine
+from retriever.connections import open_primary
+from retriever.results import SearchParams
+from retriever.store.collections import get_collection
+from retriever.store.migrations import migrate
+from retriever.store.postings import refresh_postings
 
 ARRAYS = {"chunk_keys", "tfs", "lengths"}
 
@@ -39,7 +42,7 @@ def _ingest(settings, name: str, model) -> None:
         SourceDocument(document_id=f"d{i}", text=f"alpha beta gamma {i} delta", title=None, source="t", metadata={})
         for i in range(30)
     ]
-    ingest_source_documents(settings, name, documents, ChunkingConfig(), model=model)
+    Engine(settings, model=model).ingest(name, documents, ChunkingConfig())
 
 
 def test_analyze_samples_the_posting_terms_but_not_their_arrays(settings, collection_name, fake_model):
@@ -68,3 +71,44 @@ def test_migration_m003_stops_sampling_the_arrays_of_an_older_collection(setting
         unsampled = _unsampled_columns(conn, f"{collection_name}__postings")
 
     assert unsampled == ARRAYS
+
+
+def _posting_state(conn, name: str) -> tuple[list, list, tuple]:
+    blocks = conn.execute(
+        sql.SQL(
+            "SELECT term, max_impact, chunk_keys, tfs, lengths FROM {} ORDER BY term, max_impact DESC, chunk_keys"
+        ).format(sql.Identifier("hybrid_rag", f"{name}__postings"))
+    ).fetchall()
+    terms = conn.execute(
+        sql.SQL("SELECT term, df FROM {} ORDER BY term").format(sql.Identifier("hybrid_rag", f"{name}__terms"))
+    ).fetchall()
+    stats = conn.execute(
+        "SELECT chunk_count, total_length FROM hybrid_rag.collections WHERE name = %s", (name,)
+    ).fetchone()
+    return blocks, terms, stats
+
+
+def test_migration_m002_rebuilds_the_posting_blocks_of_an_older_collection(settings, collection_name, fake_model):
+    _ingest(settings, collection_name, fake_model)
+    with open_primary(settings) as conn:
+        refresh_postings(conn, get_collection(conn, collection_name))  # the blocks as a full rebuild lays them out
+        rebuilt = _posting_state(conn, collection_name)
+        for suffix in ("postings", "terms", "tombstones"):  # as a collection made before the blocks was
+            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier("hybrid_rag", f"{collection_name}__{suffix}")))
+        conn.execute(
+            "DELETE FROM hybrid_rag.migrations WHERE name IN ('m002_posting_blocks', 'm003_no_array_statistics')"
+        )
+
+        assert migrate(conn) == ["m002_posting_blocks", "m003_no_array_statistics"]
+        migrated = _posting_state(conn, collection_name)
+        indexes = {
+            name
+            for (name,) in conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = 'hybrid_rag' AND tablename = %s",
+                (f"{collection_name}__postings",),
+            ).fetchall()
+        }
+
+    assert migrated == rebuilt
+    assert indexes == {f"{collection_name}_postings_order", f"{collection_name}_postings_tails"}
+    assert Engine(settings, model=fake_model).search(collection_name, "alpha delta", SearchParams(mode="text")).hits

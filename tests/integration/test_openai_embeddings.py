@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from ingest import ChunkingConfig, SourceDocument
-from retriever.collections import get_collection
-from retriever.database import open_primary
+from retriever import Engine
+from retriever.connections import open_primary
 from retriever.embeddings import EmbeddingModel, get_embedding_model
 from retriever.errors import EmbeddingMismatch
-from retriever.query import SearchParams
-from retriever.service import ingest_source_documents, search
+from retriever.results import SearchParams
 from retriever.settings import Settings
+from retriever.store.collections import get_collection
 
 PASSAGES = {
     "kettle": "An electric kettle boils water with a heating element and switches off at one hundred degrees.",
@@ -110,13 +110,13 @@ def test_ingest_and_search_go_through_the_openai_compatible_server(
     settings, collection_name, fake_openai, openai_model, local_model
 ):
     documents = [SourceDocument(name, text, None, "test", {}) for name, text in PASSAGES.items()]
-    report = ingest_source_documents(settings, collection_name, documents, ChunkingConfig(), model=openai_model)
+    report = Engine(settings, model=openai_model).ingest(collection_name, documents, ChunkingConfig())
     assert report.new_chunks == 3
     assert all(text in fake_openai.texts() for text in PASSAGES.values())
 
     query = "how are rivers of ice made?"
     with open_primary(settings) as conn:
-        result = search(conn, settings, collection_name, query, SearchParams(k=3), model=openai_model)
+        result = Engine(settings, model=openai_model).search(collection_name, query, SearchParams(k=3), conn=conn)
         stored = get_collection(conn, collection_name)
         vector = conn.execute(
             f'SELECT embedding FROM hybrid_rag."{collection_name}" WHERE id = %s', ("glacier:0",)
@@ -131,13 +131,13 @@ def test_ingest_and_search_go_through_the_openai_compatible_server(
 
 def test_a_collection_built_with_openai_refuses_local_embeddings(settings, collection_name, openai_model):
     documents = [SourceDocument(name, text, None, "test", {}) for name, text in PASSAGES.items()]
-    ingest_source_documents(settings, collection_name, documents, ChunkingConfig(), model=openai_model)
+    Engine(settings, model=openai_model).ingest(collection_name, documents, ChunkingConfig())
     local_settings = dataclasses.replace(settings, embeddings="local")
     with open_primary(settings) as conn, pytest.raises(EmbeddingMismatch, match="openai:test-model"):
-        search(conn, local_settings, collection_name, "glaciers", SearchParams())
+        Engine(local_settings).search(collection_name, "glaciers", SearchParams(), conn=conn)
     # text search needs no embeddings, so it still works
     with open_primary(settings) as conn:
-        hits = search(conn, local_settings, collection_name, "glaciers", SearchParams(mode="text")).hits
+        hits = Engine(local_settings).search(collection_name, "glaciers", SearchParams(mode="text"), conn=conn).hits
     assert [hit.document_id for hit in hits] == ["glacier"]
 
 
@@ -145,6 +145,6 @@ def test_ingesting_with_local_embeddings_into_an_openai_collection_is_refused(
     settings, collection_name, openai_model, local_model
 ):
     documents = [SourceDocument("kettle", PASSAGES["kettle"], None, "test", {})]
-    ingest_source_documents(settings, collection_name, documents, ChunkingConfig(), model=openai_model)
+    Engine(settings, model=openai_model).ingest(collection_name, documents, ChunkingConfig())
     with pytest.raises(EmbeddingMismatch, match="openai:test-model"):
-        ingest_source_documents(settings, collection_name, documents, ChunkingConfig(), model=local_model)
+        Engine(settings, model=local_model).ingest(collection_name, documents, ChunkingConfig())

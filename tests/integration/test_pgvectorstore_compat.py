@@ -11,10 +11,11 @@ from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy.engine import URL
 
 from ingest import ChunkingConfig, SourceDocument
-from retriever.collections import SCHEMA
-from retriever.database import open_primary, primary_dsn
-from retriever.query import SearchParams
-from retriever.service import ingest_source_documents, search
+from retriever import Engine
+from retriever.connections import open_primary
+from retriever.results import SearchParams
+from retriever.store.database import primary_dsn
+from retriever.store.tables import SCHEMA
 
 PASSAGES = {
     "volcano": "A volcano erupts when magma rises through the crust and pressure from dissolved gases is released.",
@@ -52,7 +53,7 @@ def engine(settings) -> Iterator[PGEngine]:
 @pytest.fixture
 def store(settings, collection_name, local_model, engine) -> PGVectorStore:
     documents = [SourceDocument(name, text, None, "test", {"name": name}) for name, text in PASSAGES.items()]
-    ingest_source_documents(settings, collection_name, documents, ChunkingConfig(), model=local_model)
+    Engine(settings, model=local_model).ingest(collection_name, documents, ChunkingConfig())
     return PGVectorStore.create_sync(
         engine,
         embedding_service=local_model.embeddings,
@@ -72,7 +73,9 @@ def test_similarity_search_finds_the_same_top_chunk_as_vector_mode(
 ):
     (found,) = store.similarity_search(query, k=1)
     with open_primary(settings) as conn:
-        ours = search(conn, settings, collection_name, query, SearchParams(k=1, mode="vector"), model=local_model)
+        ours = Engine(settings, model=local_model).search(
+            collection_name, query, SearchParams(k=1, mode="vector"), conn=conn
+        )
     assert found.id == ours.hits[0].id == f"{QUERIES[query]}:0"
     assert found.page_content == ours.hits[0].content
     assert found.metadata == ours.hits[0].metadata
@@ -82,8 +85,8 @@ def test_similarity_search_ranks_every_chunk_like_vector_mode(settings, collecti
     query = "fermentation of dough"
     with_scores = store.similarity_search_with_score(query, k=len(PASSAGES))
     with open_primary(settings) as conn:
-        ours = search(
-            conn, settings, collection_name, query, SearchParams(k=len(PASSAGES), mode="vector"), model=local_model
+        ours = Engine(settings, model=local_model).search(
+            collection_name, query, SearchParams(k=len(PASSAGES), mode="vector"), conn=conn
         )
     assert [doc.id for doc, _ in with_scores] == [hit.id for hit in ours.hits]
     distances = [distance for _, distance in with_scores]

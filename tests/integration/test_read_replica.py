@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from ingest import ChunkingConfig, SourceDocument
-from retriever.database import open_primary, open_reader, primary_dsn
-from retriever.query import SearchParams
-from retriever.service import ingest_source_documents, search
+from retriever import Engine
+from retriever.connections import open_primary
+from retriever.results import SearchParams
 from retriever.settings import Settings
+from retriever.store.database import primary_dsn
 
 pgserver = pytest.importorskip("pgserver")
 
@@ -89,20 +90,22 @@ def replica(settings: Settings) -> Iterator[str]:
 
 def test_search_served_by_the_replica_sees_new_documents(settings, collection_name, fake_model, replica):
     routed = Settings(home=settings.home, database_read_urls=(replica,))
-    with open_reader(routed) as conn:
+    with Engine(routed).reader() as conn:
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is True
 
     documents = [SourceDocument("fresh", "replicated streaming standby answers searches", "Replica", "t", {})]
-    ingest_source_documents(routed, collection_name, documents, ChunkingConfig(), model=fake_model)
+    Engine(routed, model=fake_model).ingest(collection_name, documents, ChunkingConfig())
 
     deadline = time.monotonic() + 30
     hits = []
     while time.monotonic() < deadline and not hits:
-        with open_reader(routed) as conn:
+        with Engine(routed).reader() as conn:
             try:
-                hits = search(
-                    conn, routed, collection_name, "standby searches", SearchParams(k=3), model=fake_model
-                ).hits
+                hits = (
+                    Engine(routed, model=fake_model)
+                    .search(collection_name, "standby searches", SearchParams(k=3), conn=conn)
+                    .hits
+                )
             except Exception:  # the collection itself may not have replicated yet
                 hits = []
         time.sleep(0.2)

@@ -19,11 +19,11 @@ from ir_measures import Success, nDCG
 
 from eval import BeirDataset, load_beir
 from ingest import ChunkingConfig
-from retriever.collections import drop_collection
-from retriever.database import open_primary
-from retriever.ingestion import IngestReport
-from retriever.query import SearchParams
-from retriever.service import ingest_paths, search
+from retriever import Engine
+from retriever.connections import open_primary
+from retriever.results import SearchParams
+from retriever.store.collections import drop_collection
+from retriever.store.pipeline import IngestReport
 
 SCIFACT = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "scifact"
 # Abstracts average ~1,500 characters: one chunk (one embedding) for nearly all of them.
@@ -52,7 +52,7 @@ def scifact(settings) -> Iterator[Ingested]:
     name = f"t_scifact_{uuid.uuid4().hex[:8]}"
     skipped = []
     start = time.perf_counter()
-    report = ingest_paths(settings, name, [dataset.corpus_path], CHUNKING, on_skip=skipped.append)
+    report = Engine(settings).ingest_paths(name, [dataset.corpus_path], CHUNKING, on_skip=skipped.append)
     seconds = time.perf_counter() - start
     assert skipped == []
     yield Ingested(name, report, seconds, dataset)
@@ -66,7 +66,7 @@ def run(settings, scifact: Ingested, mode: str, vectors: dict[str, np.ndarray]) 
     params = SearchParams(k=10, mode=mode, collapse=True)  # type: ignore[arg-type]
     with open_primary(settings) as conn:
         for qid, query in scifact.dataset.queries.items():
-            hits = search(conn, settings, scifact.collection, query, params, embedding=vectors[qid]).hits
+            hits = Engine(settings).search(scifact.collection, query, params, embedding=vectors[qid], conn=conn).hits
             results[qid] = {hit.document_id: hit.score for hit in hits}
     return results
 
@@ -108,7 +108,7 @@ def test_hybrid_ranks_better_than_either_leg_alone(scores):
 
 def test_reingesting_the_corpus_adds_nothing_and_takes_a_tenth_of_the_time(settings, scifact):
     start = time.perf_counter()
-    again = ingest_paths(settings, scifact.collection, [scifact.dataset.corpus_path], CHUNKING, on_skip=print)
+    again = Engine(settings).ingest_paths(scifact.collection, [scifact.dataset.corpus_path], CHUNKING, on_skip=print)
     seconds = time.perf_counter() - start
     print(f"\nSciFact re-ingest: {again.summary()} in {seconds:.1f}s (first run {scifact.seconds:.1f}s)")
     assert again.new_chunks == 0 and again.unchanged_documents == 5183

@@ -17,15 +17,18 @@ from collections import Counter
 import pytest
 from psycopg import sql
 
-import retriever.collections
 import retriever.query
+import retriever.store.postings
 from ingest import ChunkingConfig, SourceDocument
-from retriever.collections import POSTINGS_BLOCK, get_collection
-from retriever.database import open_primary
-from retriever.maintenance import collection_stats, maintain_collection
-from retriever.query import BM25_B, BM25_K1, TEXT_BLOCKS, SearchParams
-from retriever.service import delete_document, ingest_source_documents, search
-from retriever.writer import REBUILD_TOMBSTONES, refresh_postings
+from retriever import Engine
+from retriever.connections import open_primary
+from retriever.query import TEXT_BLOCKS
+from retriever.results import SearchParams
+from retriever.store.bm25 import K1 as BM25_K1
+from retriever.store.bm25 import B as BM25_B
+from retriever.store.collections import get_collection
+from retriever.store.maintenance import collection_stats, maintain_collection
+from retriever.store.postings import POSTINGS_BLOCK, REBUILD_TOMBSTONES, refresh_postings
 
 # Lexemes `to_tsvector('english')` keeps as they are; drawn Zipf-like, so the head is cut.
 VOCABULARY = [
@@ -83,7 +86,7 @@ def _same_ranking(found: list[str], scores: dict[str, float]) -> bool:
 
 def _hits(settings, name: str, query: str, params: SearchParams):
     with open_primary(settings) as conn:
-        return search(conn, settings, name, query, params).hits
+        return Engine(settings).search(name, query, params, conn=conn).hits
 
 
 def _ids(settings, name: str, query: str, *, exact: bool) -> list[str]:
@@ -98,7 +101,7 @@ def bounded(monkeypatch) -> None:
 
 @pytest.fixture
 def loaded(settings, collection_name, fake_model) -> str:
-    ingest_source_documents(settings, collection_name, _corpus(DOCUMENTS), ChunkingConfig(), model=fake_model)
+    Engine(settings, model=fake_model).ingest(collection_name, _corpus(DOCUMENTS), ChunkingConfig())
     return collection_name
 
 
@@ -130,7 +133,7 @@ def test_bounded_leg_agrees_with_exact_bm25_on_the_top_10(settings, loaded, boun
 def test_incremental_writes_keep_the_leg_exact_where_nothing_is_cut(settings, collection_name, fake_model, bounded):
     for batch in range(4):
         more = _corpus(50, seed=100 + batch, prefix=f"b{batch}-")
-        ingest_source_documents(settings, collection_name, more, ChunkingConfig(), model=fake_model)
+        Engine(settings, model=fake_model).ingest(collection_name, more, ChunkingConfig())
     with open_primary(settings) as conn:
         for query in QUERIES[:10]:
             scores = _python_bm25(conn, collection_name, query)
@@ -140,7 +143,7 @@ def test_incremental_writes_keep_the_leg_exact_where_nothing_is_cut(settings, co
 def test_deleted_chunks_never_come_back_and_maintain_rebuilds_the_blocks(settings, loaded, bounded):
     gone = {f"d{i}" for i in range(0, DOCUMENTS, 2)}
     for document_id in gone:
-        delete_document(settings, loaded, document_id)
+        Engine(settings).delete_document(loaded, document_id)
     for query in QUERIES[:10]:
         hits = _hits(settings, loaded, query, SearchParams(k=50, mode="text"))
         assert hits and not {hit.document_id for hit in hits} & gone
@@ -154,9 +157,9 @@ def test_deleted_chunks_never_come_back_and_maintain_rebuilds_the_blocks(setting
 
 
 def test_an_ingest_that_replaces_most_chunks_rebuilds_the_blocks(settings, collection_name, fake_model, bounded):
-    ingest_source_documents(settings, collection_name, _corpus(400), ChunkingConfig(), model=fake_model)
+    Engine(settings, model=fake_model).ingest(collection_name, _corpus(400), ChunkingConfig())
     rewritten = _corpus(400, seed=8)  # the same document ids, new texts
-    ingest_source_documents(settings, collection_name, rewritten, ChunkingConfig(), model=fake_model)
+    Engine(settings, model=fake_model).ingest(collection_name, rewritten, ChunkingConfig())
 
     with open_primary(settings) as conn:
         assert collection_stats(conn, get_collection(conn, collection_name)).tombstones == 0
@@ -166,19 +169,19 @@ def test_an_ingest_that_replaces_most_chunks_rebuilds_the_blocks(settings, colle
 
 
 def test_an_ingest_that_replaces_a_few_chunks_leaves_their_tombstones(settings, collection_name, fake_model):
-    ingest_source_documents(settings, collection_name, _corpus(400), ChunkingConfig(), model=fake_model)
+    Engine(settings, model=fake_model).ingest(collection_name, _corpus(400), ChunkingConfig())
     changed = _corpus(400, seed=8)[:10]
     assert len(changed) / 400 < REBUILD_TOMBSTONES
-    ingest_source_documents(settings, collection_name, changed, ChunkingConfig(), model=fake_model)
+    Engine(settings, model=fake_model).ingest(collection_name, changed, ChunkingConfig())
 
     with open_primary(settings) as conn:
         assert collection_stats(conn, get_collection(conn, collection_name)).tombstones > 0
 
 
 def test_an_ingest_told_not_to_compact_leaves_the_tombstones_to_maintain(settings, collection_name, fake_model):
-    ingest_source_documents(settings, collection_name, _corpus(400), ChunkingConfig(), model=fake_model)
+    Engine(settings, model=fake_model).ingest(collection_name, _corpus(400), ChunkingConfig())
     rewritten = _corpus(400, seed=8)
-    ingest_source_documents(settings, collection_name, rewritten, ChunkingConfig(), model=fake_model, compact=False)
+    Engine(settings, model=fake_model).ingest(collection_name, rewritten, ChunkingConfig(), compact=False)
 
     with open_primary(settings) as conn:
         assert collection_stats(conn, get_collection(conn, collection_name)).tombstones > 0
@@ -186,7 +189,7 @@ def test_an_ingest_told_not_to_compact_leaves_the_tombstones_to_maintain(setting
 
 def test_a_rebuild_waits_for_open_searches_only_to_swap_in_its_blocks(settings, loaded):
     for i in range(0, DOCUMENTS, 4):
-        delete_document(settings, loaded, f"d{i}")
+        Engine(settings).delete_document(loaded, f"d{i}")
     failures: list[BaseException] = []
 
     def rebuild(conn, collection) -> None:
@@ -200,7 +203,7 @@ def test_a_rebuild_waits_for_open_searches_only_to_swap_in_its_blocks(settings, 
         thread = threading.Thread(target=rebuild, args=(rebuilder, collection))
         waiting = None
         with reader.transaction():  # a search whose transaction stays open holds its tables
-            search(reader, settings, loaded, QUERIES[0], SearchParams(k=10, mode="text"))
+            Engine(settings).search(loaded, QUERIES[0], SearchParams(k=10, mode="text"), conn=reader)
             thread.start()
             for _ in range(600):
                 waiting = watcher.execute(
@@ -224,13 +227,13 @@ def test_a_rebuild_waits_for_open_searches_only_to_swap_in_its_blocks(settings, 
 def test_a_rebuild_that_cannot_swap_gives_way_and_the_ingest_still_succeeds(
     settings, collection_name, fake_model, monkeypatch, caplog
 ):
-    monkeypatch.setattr(retriever.collections, "_SWAP_ATTEMPTS", 2)
-    ingest_source_documents(settings, collection_name, _corpus(400), ChunkingConfig(), model=fake_model)
+    monkeypatch.setattr(retriever.store.postings, "_SWAP_ATTEMPTS", 2)
+    Engine(settings, model=fake_model).ingest(collection_name, _corpus(400), ChunkingConfig())
     rewritten = _corpus(400, seed=8)
     with open_primary(settings) as reader, reader.transaction():  # a long reader of the blocks
         collection = get_collection(reader, collection_name)
         reader.execute(sql.SQL("SELECT count(*) FROM {}").format(collection.table("postings")))
-        report = ingest_source_documents(settings, collection_name, rewritten, ChunkingConfig(), model=fake_model)
+        report = Engine(settings, model=fake_model).ingest(collection_name, rewritten, ChunkingConfig())
 
     assert report.replaced_documents == 400
     assert "not rebuilt" in caplog.text

@@ -38,9 +38,7 @@ def test_results_are_best_first_limited_to_k_and_matching(
 ) -> None:
     hits = baseline.search("bees worker queen colony wax lava", 3)
     assert len(hits) == 3
-    assert [score for _, score in hits] == sorted(
-        (score for _, score in hits), reverse=True
-    )
+    assert [score for _, score in hits] == sorted((score for _, score in hits), reverse=True)
     assert all(score > 0 for _, score in hits)
     assert len(baseline.search("mauna loa", 10)) == 1
 

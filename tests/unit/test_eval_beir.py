@@ -19,9 +19,7 @@ CORPUS = (
 QUERIES = '{"_id": "007", "text": "first"}\n{"_id": "q2", "text": "second"}\n'
 
 
-def make_collection(
-    root: Path, qrels: str, *, split: str = "test", corpus_gz: bool = False
-) -> Path:
+def make_collection(root: Path, qrels: str, *, split: str = "test", corpus_gz: bool = False) -> Path:
     """Write a two-document collection with the given qrels text for ``split``."""
     (root / "qrels").mkdir(parents=True)
     if corpus_gz:
@@ -90,9 +88,7 @@ def test_header_is_optional(tmp_path: Path) -> None:
 def test_score_zero_rows_are_not_relevant_and_their_queries_are_counted(
     tmp_path: Path,
 ) -> None:
-    dataset = load_beir(
-        make_collection(tmp_path, "007\t0042\t1\n007\t7\t0\nq2\t7\t0\n")
-    )
+    dataset = load_beir(make_collection(tmp_path, "007\t0042\t1\n007\t7\t0\nq2\t7\t0\n"))
     assert dataset.qrels == {"007": {"0042": 1}}
     assert list(dataset.queries) == ["007"]
     assert dataset.skipped_queries == 1
@@ -109,9 +105,7 @@ def test_judged_query_missing_from_queries_file_is_skipped_and_counted(
 def test_missing_split_lists_available_splits(tmp_path: Path) -> None:
     root = tmp_path / "copy"
     shutil.copytree(FIXTURE, root)
-    with pytest.raises(
-        DatasetError, match=r"split 'dev'.*available splits: test, train"
-    ):
+    with pytest.raises(DatasetError, match=r"split 'dev'.*available splits: test, train"):
         load_beir(root, split="dev")
 
 
@@ -134,15 +128,9 @@ def test_missing_file_is_named(tmp_path: Path, name: str, message: str) -> None:
         load_beir(root)
 
 
-@pytest.mark.parametrize(
-    "bad_line", ["q2 7 1", "q2\t7", "q2\t7\tyes", "q2\t7\t1\textra", "\t7\t1"]
-)
-def test_malformed_qrels_line_is_reported_with_its_number(
-    tmp_path: Path, bad_line: str
-) -> None:
-    root = make_collection(
-        tmp_path, f"query-id\tcorpus-id\tscore\n007\t0042\t1\n{bad_line}\n"
-    )
+@pytest.mark.parametrize("bad_line", ["q2 7 1", "q2\t7", "q2\t7\tyes", "q2\t7\t1\textra", "\t7\t1"])
+def test_malformed_qrels_line_is_reported_with_its_number(tmp_path: Path, bad_line: str) -> None:
+    root = make_collection(tmp_path, f"query-id\tcorpus-id\tscore\n007\t0042\t1\n{bad_line}\n")
     with pytest.raises(DatasetError, match=r"test\.tsv: line 3:"):
         load_beir(root)
 

@@ -66,9 +66,7 @@ def test_per_query_scores_missing_queries_zero_and_ignores_unjudged_ones() -> No
     assert set(scores) == {"q1", "q2", "q3", "q4"}
     assert scores["q3"] == dict.fromkeys(METRICS, 0.0)
     assert scores["q1"]["ndcg@10"] == pytest.approx(0.3868528, abs=1e-6)
-    assert scores["q4"] == pytest.approx(
-        {"ndcg@10": 0, "recall@10": 0, "recall@100": 1, "mrr@10": 0}
-    )
+    assert scores["q4"] == pytest.approx({"ndcg@10": 0, "recall@10": 0, "recall@100": 1, "mrr@10": 0})
 
 
 def test_empty_run_scores_zero() -> None:

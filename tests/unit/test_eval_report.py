@@ -21,9 +21,7 @@ from eval import (
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def scores(
-    ndcg: float, p50: float, p95: float, db_p50: float | None = None
-) -> dict[str, Any]:
+def scores(ndcg: float, p50: float, p95: float, db_p50: float | None = None) -> dict[str, Any]:
     mode: dict[str, Any] = {
         "ndcg@10": ndcg,
         "recall@10": 0.8,
@@ -103,9 +101,7 @@ def test_write_results_refuses_a_bad_shape(tmp_path: Path) -> None:
 
 def test_trec_run_lines_rank_from_one_by_descending_score(tmp_path: Path) -> None:
     path = tmp_path / "runs" / "hybrid.trec"
-    write_trec_run(
-        path, {"q1": {"d2": 0.5, "d1": 0.9}, "q2": {"0042": 1.0}}, tag="hybrid"
-    )
+    write_trec_run(path, {"q1": {"d2": 0.5, "d1": 0.9}, "q2": {"0042": 1.0}}, tag="hybrid")
     assert path.read_text().splitlines() == [
         "q1 Q0 d1 1 0.9 hybrid",
         "q1 Q0 d2 2 0.5 hybrid",
@@ -132,15 +128,8 @@ def test_markdown_has_one_row_per_mode_and_the_dataset_line(tmp_path: Path) -> N
     text = path.read_text()
     assert path == tmp_path / "report.md"
     assert "Dataset `tiny_beir`, split `test`, 4 queries." in text
-    assert (
-        "| mode | nDCG@10 | R@10 | R@100 | MRR@10 | p50 ms | p95 ms | db p50 ms |"
-        in text
-    )
-    rows = [
-        line
-        for line in text.splitlines()
-        if line.startswith("| ") and "nDCG" not in line
-    ]
+    assert "| mode | nDCG@10 | R@10 | R@100 | MRR@10 | p50 ms | p95 ms | db p50 ms |" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "nDCG" not in line]
     assert [row.split("|")[1].strip() for row in rows] == [
         "hybrid",
         "vector",

@@ -7,9 +7,9 @@ import pytest
 from eval import METRICS, EvalParams, default_collection_name, fuse_run, sweep_table
 from eval.runner import eval_settings, percentiles
 from eval.sweep import Legs, leg_run
-from retriever.collections import validate_name
 from retriever.fusion import rrf_fuse
 from retriever.settings import Settings
+from retriever.store.tables import validate_name
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ import logging
 import pytest
 from click.testing import CliRunner
 
+from retriever.cli.serve import is_loopback, serve_command
 from retriever.errors import ConfigurationError
 from retriever.http.auth import ApiKeys
-from retriever.serve import is_loopback, serve_command
 
 
 def test_no_keys_configured_lets_every_request_in():

@@ -10,7 +10,7 @@ from litestar import Litestar, get
 from litestar.testing import TestClient
 from psycopg import errors as pg_errors
 
-from retriever.database import map_errors
+from retriever.engine import map_errors
 from retriever.errors import (
     CollectionNotFound,
     ConfigurationError,

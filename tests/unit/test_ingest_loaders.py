@@ -45,12 +45,9 @@ def make_pdf(pages: list[str], title: str | None = None) -> bytes:
         kids.append(f"{page_number} 0 R".encode())
         objects.append(
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-            b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>"
-            % content_number
+            b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % content_number
         )
-        objects.append(
-            b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream)
-        )
+        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
     objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (
         b" ".join(kids),
         len(pages),
@@ -77,7 +74,7 @@ def make_pdf(pages: list[str], title: str | None = None) -> bytes:
 def test_public_names_are_pinned() -> None:
     assert set(ingest.__all__) == {
         "SourceDocument", "Chunk", "ChunkingConfig", "SkippedSource", "iter_documents",
-        "iter_records", "split_document", "document_hash", "IngestInputError",
+        "iter_records", "split_document", "document_hash", "IngestInputError", "sha256_hex",
     }  # fmt: skip
 
 
@@ -186,9 +183,7 @@ def test_pdf_without_extractable_text_is_skipped(tmp_path: Path) -> None:
     path = write(tmp_path / "scan.pdf", make_pdf([""]))
     docs, skipped = load(path)
     assert docs == []
-    assert [s.reason for s in skipped] == [
-        "PDF has no extractable text (scanned images?)"
-    ]
+    assert [s.reason for s in skipped] == ["PDF has no extractable text (scanned images?)"]
 
 
 def test_pdf_that_pypdf_cannot_read_is_skipped(tmp_path: Path) -> None:
@@ -215,9 +210,7 @@ def test_folder_is_walked_recursively_in_sorted_order_with_folder_name_as_id_pre
     assert docs[0].source == (docs_dir / "a" / "b.md").as_posix()
 
 
-def test_ids_are_stable_from_the_same_working_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_ids_are_stable_from_the_same_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write(tmp_path / "docs" / "a" / "b.md", "text")
     monkeypatch.chdir(tmp_path)
     ids = [[d.document_id for d in load(arg)[0]] for arg in ("docs", "docs/", "./docs")]
@@ -226,9 +219,7 @@ def test_ids_are_stable_from_the_same_working_directory(
     assert [d.document_id for d in load(".")[0]] == ["docs/a/b.md"]
 
 
-def test_file_named_directly_keeps_its_normalised_path_as_id(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_file_named_directly_keeps_its_normalised_path_as_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write(tmp_path / "docs" / "a" / "b.md", "text")
     (tmp_path / "docs" / "x").mkdir()
     monkeypatch.chdir(tmp_path)
@@ -263,9 +254,7 @@ def test_same_file_named_twice_is_reported_as_duplicate(tmp_path: Path) -> None:
     path = write(tmp_path / "docs" / "a.txt", "x")
     docs, skipped = load(path, path)
     assert len(docs) == 1
-    assert skipped == [
-        SkippedSource(path.as_posix(), f"duplicate id {docs[0].document_id}")
-    ]
+    assert skipped == [SkippedSource(path.as_posix(), f"duplicate id {docs[0].document_id}")]
 
 
 # --- skip reasons ------------------------------------------------------------
@@ -286,9 +275,7 @@ def test_same_file_named_twice_is_reported_as_duplicate(tmp_path: Path) -> None:
         ("archive.tar.gz", b"\x1f\x8b", "unsupported file type .gz"),
     ],
 )
-def test_unusable_file_is_skipped_with_a_reason(
-    tmp_path: Path, name: str, content: bytes, reason: str
-) -> None:
+def test_unusable_file_is_skipped_with_a_reason(tmp_path: Path, name: str, content: bytes, reason: str) -> None:
     path = write(tmp_path / name, content)
     docs, skipped = load(path)
     assert docs == []
@@ -304,9 +291,7 @@ def test_skipped_file_does_not_stop_the_folder(tmp_path: Path) -> None:
     assert [s.reason for s in skipped] == ["unsupported file type .bin", "binary file"]
 
 
-def test_unreadable_file_is_skipped_as_permission_denied(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unreadable_file_is_skipped_as_permission_denied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     locked = write(tmp_path / "locked.md", "secret")
     write(tmp_path / "open.md", "public")
     real_read_bytes = Path.read_bytes
@@ -337,9 +322,7 @@ def test_unreadable_subfolder_is_reported_and_the_rest_is_walked(
     monkeypatch.setattr(os, "scandir", scandir)
     docs, skipped = load(tmp_path / "kb")
     assert [d.document_id for d in docs] == ["kb/b.txt"]
-    assert skipped == [
-        SkippedSource((tmp_path / "kb" / "locked").as_posix(), "permission denied")
-    ]
+    assert skipped == [SkippedSource((tmp_path / "kb" / "locked").as_posix(), "permission denied")]
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
@@ -354,9 +337,7 @@ def test_fifo_is_skipped_instead_of_blocking(tmp_path: Path) -> None:
 
 
 def jsonl(*lines: object) -> str:
-    return "".join(
-        (line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines
-    )
+    return "".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines)
 
 
 def test_beir_corpus_line_keeps_its_id_as_document_id(tmp_path: Path) -> None:
@@ -389,9 +370,7 @@ def test_jsonl_id_may_be_an_integer_and_metadata_is_kept(tmp_path: Path) -> None
 
 
 def test_jsonl_empty_title_means_no_title(tmp_path: Path) -> None:
-    [doc], _ = load(
-        write(tmp_path / "c.jsonl", jsonl({"_id": "1", "title": "", "text": "t"}))
-    )
+    [doc], _ = load(write(tmp_path / "c.jsonl", jsonl({"_id": "1", "title": "", "text": "t"})))
     assert doc.title is None
 
 
@@ -492,9 +471,7 @@ def test_file_that_is_not_gzip_is_reported_as_corrupt(tmp_path: Path) -> None:
     ("name", "content"),
     [("blank.jsonl", b"\n\n  \n"), ("empty.jsonl.gz", gzip.compress(b""))],
 )
-def test_jsonl_without_lines_is_skipped_as_empty(
-    tmp_path: Path, name: str, content: bytes
-) -> None:
+def test_jsonl_without_lines_is_skipped_as_empty(tmp_path: Path, name: str, content: bytes) -> None:
     path = write(tmp_path / name, content)
     assert load(path) == ([], [SkippedSource(path.as_posix(), "empty file")])
 
@@ -540,9 +517,7 @@ def test_posted_record_without_id_gets_an_id_derived_from_its_text() -> None:
         (["not a mapping"], r"documents\[0\]: expected a JSON object"),
     ],
 )
-def test_invalid_posted_record_is_rejected_with_its_position(
-    records: list[object], message: str
-) -> None:
+def test_invalid_posted_record_is_rejected_with_its_position(records: list[object], message: str) -> None:
     with pytest.raises(IngestInputError, match=message):
         list(iter_records(records, source="api"))  # type: ignore[arg-type]
 

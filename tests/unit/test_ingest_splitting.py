@@ -36,10 +36,7 @@ def prose(paragraphs: int, seed: int = 0) -> str:
         "km",
     ]
     rng = random.Random(seed)
-    return "\n\n".join(
-        " ".join(rng.choice(words) for _ in range(rng.randint(5, 60))) + "."
-        for _ in range(paragraphs)
-    )
+    return "\n\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(5, 60))) + "." for _ in range(paragraphs))
 
 
 TEXTS = [
@@ -67,9 +64,7 @@ def test_whitespace_only_document_has_no_chunks() -> None:
 
 @pytest.mark.parametrize("text", TEXTS)
 @pytest.mark.parametrize("title", [None, "Chain Wear"])
-def test_start_index_points_at_the_chunk_text_in_the_document(
-    text: str, title: str | None
-) -> None:
+def test_start_index_points_at_the_chunk_text_in_the_document(text: str, title: str | None) -> None:
     document = doc(text, title)
     prefix = f"{title}\n" if title else ""
     chunks = split_document(document, SMALL)
@@ -97,19 +92,13 @@ def test_chunks_cover_the_whole_text() -> None:
 
 def test_neighbouring_chunks_overlap_when_overlap_is_set() -> None:
     text = "word " * 400
-    overlapping = split_document(
-        doc(text), ChunkingConfig(chunk_size=100, chunk_overlap=40)
-    )
+    overlapping = split_document(doc(text), ChunkingConfig(chunk_size=100, chunk_overlap=40))
     for before, after in itertools.pairwise(overlapping):
         end = before.metadata["start_index"] + len(before.content)
         assert 0 < end - after.metadata["start_index"] <= 40
-    disjoint = split_document(
-        doc(text), ChunkingConfig(chunk_size=100, chunk_overlap=0)
-    )
+    disjoint = split_document(doc(text), ChunkingConfig(chunk_size=100, chunk_overlap=0))
     for before, after in itertools.pairwise(disjoint):
-        assert after.metadata["start_index"] >= before.metadata["start_index"] + len(
-            before.content
-        )
+        assert after.metadata["start_index"] >= before.metadata["start_index"] + len(before.content)
 
 
 def test_every_chunk_is_prefixed_with_the_title() -> None:
@@ -144,9 +133,7 @@ def test_content_hash_is_sha256_of_content() -> None:
 
 def test_splitting_is_deterministic() -> None:
     text = prose(15, seed=7)
-    assert split_document(doc(text, "T", a=1), SMALL) == split_document(
-        doc(text, "T", a=1), SMALL
-    )
+    assert split_document(doc(text, "T", a=1), SMALL) == split_document(doc(text, "T", a=1), SMALL)
 
 
 @pytest.mark.parametrize(
@@ -164,9 +151,7 @@ def test_splitting_is_deterministic() -> None:
         (100, 2.5, "chunk_overlap must be"),
     ],
 )
-def test_invalid_chunking_config_is_rejected(
-    size: int, overlap: int, message: str
-) -> None:
+def test_invalid_chunking_config_is_rejected(size: int, overlap: int, message: str) -> None:
     with pytest.raises(IngestInputError, match=message):
         ChunkingConfig(chunk_size=size, chunk_overlap=overlap)
 

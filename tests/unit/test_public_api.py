@@ -13,9 +13,12 @@ def test_public_names_are_pinned():
             "DatabaseUnavailable",
             "DocumentNotFound",
             "EmbeddingMismatch",
+            "EmbeddingModel",
+            "Engine",
             "Hit",
             "HybridRagError",
             "HybridRetriever",
+            "IngestReport",
             "InputError",
             "InvalidFilter",
             "InvalidName",
@@ -26,6 +29,7 @@ def test_public_names_are_pinned():
             "Settings",
             "get_settings",
             "rrf_fuse",
+            "validate_name",
         ]
     )
     assert all(hasattr(retriever, name) for name in retriever.__all__)

@@ -17,24 +17,22 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, ExitStack
 
 import numpy as np
 import psycopg
 from psycopg import sql
 
-from retriever.collections import Collection, ensure_index, get_collection, missing_indexes
 from retriever.errors import DatabaseUnavailable
-from retriever.writer import (
-    REBUILD_TOMBSTONES,
-    PreparedDocument,
-    begin_bulk,
-    bulk_pending,
-    refresh_postings,
-    stale_share,
-    write_documents,
-)
+from retriever.store.collections import ensure_index, get_collection, missing_indexes
+from retriever.store.postings import REBUILD_TOMBSTONES, begin_bulk, bulk_pending, refresh_postings, stale_share
+from retriever.store.tables import Collection
+from retriever.store.writer import PreparedDocument, write_documents
 
-__all__ = ["BatchWriter"]
+__all__ = ["BatchWriter", "Connect"]
+
+Connect = Callable[[], AbstractContextManager[psycopg.Connection]]
+"""Lends a primary connection for a `with` block: a fresh one, or one from a pool."""
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +42,7 @@ class BatchWriter:
 
     def __init__(
         self,
-        connect: Callable[[], psycopg.Connection],
+        connect: Connect,
         collection: Collection,
         *,
         workers: int = 2,
@@ -64,7 +62,7 @@ class BatchWriter:
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="writer")
         self._pending: deque[Future[float]] = deque()
         self._local = threading.local()
-        self._connections: list[psycopg.Connection] = []
+        self._held = ExitStack()  # the writer threads' connections, given back by `close`
         self._lock = threading.Lock()
         self.rows = 0
         self.write_s = 0.0
@@ -72,9 +70,8 @@ class BatchWriter:
     def _connection(self) -> psycopg.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = self._connect()
             with self._lock:
-                self._connections.append(conn)
+                conn = self._local.conn = self._held.enter_context(self._connect())
         return conn
 
     def _write(self, batch: Sequence[PreparedDocument], vectors: np.ndarray, replacing: bool) -> float:
@@ -103,19 +100,21 @@ class BatchWriter:
             except Exception as exc:
                 failures.append(exc)
         self._pool.shutdown()
+        self._held.close()  # the writer threads are done: their connections go back first
         phases["write"] = self.write_s  # summed over the writer threads
         start = time.perf_counter()
-        with self._connect() as first, self._connect() as second:
+        with self._connect() as first, ExitStack() as side_connection:
             collection = get_collection(first, self.collection.name)
             finishing = self.bulk or bulk_pending(first, collection)
             missing = missing_indexes(first, collection)
             rows = collection.chunk_count + self.rows
             with ThreadPoolExecutor(1, thread_name_prefix="hnsw") as side:
-                vector_index = (  # the slowest build runs beside the rest
-                    side.submit(ensure_index, second, collection, "embedding_hnsw", rows=rows, **self._hnsw)
-                    if "embedding_hnsw" in missing
-                    else None
-                )
+                vector_index = None
+                if "embedding_hnsw" in missing:  # the slowest build runs beside the rest, on a second connection
+                    second = side_connection.enter_context(self._connect())
+                    vector_index = side.submit(
+                        ensure_index, second, collection, "embedding_hnsw", rows=rows, **self._hnsw
+                    )
                 if finishing:
                     refreshed = refresh_postings(first, collection)
                 else:
@@ -151,9 +150,7 @@ class BatchWriter:
     def close(self) -> None:
         """Close the writer connections (idempotent)."""
         self._pool.shutdown(wait=True)
-        for conn in self._connections:
-            conn.close()
-        self._connections.clear()
+        self._held.close()
 
     def __enter__(self) -> BatchWriter:
         return self

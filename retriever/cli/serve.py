@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from retriever.cli import CliError, cli_errors, database_option, settings_from
+from retriever.cli.options import CliError, cli_errors, database_option, settings_from
+from retriever.http.auth import ApiKeys
 from retriever.settings import Settings
 
 __all__ = ["check_bind", "is_loopback", "serve_command"]
@@ -27,8 +28,6 @@ def is_loopback(host: str) -> bool:
 
 def check_bind(host: str, settings: Settings) -> None:
     """Refuse a non-loopback address unless API keys are configured (and well formed)."""
-    from retriever.http.auth import ApiKeys  # Litestar loads only for `serve`, not for every subcommand
-
     ApiKeys(settings.api_keys)
     if not settings.api_keys and not is_loopback(host):
         raise CliError(
@@ -101,5 +100,5 @@ def serve_command(
     )
 
 
-if __name__ == "__main__":  # `python -m retriever.serve`: the API alone, without the other subcommands' extras
+if __name__ == "__main__":  # `python -m retriever.cli.serve`: the API alone, without the other subcommands' extras
     serve_command()

@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-import psycopg
 from tqdm import tqdm
 
 from ingest import ChunkingConfig, SkippedSource, SourceDocument, document_hash, split_document
-from retriever.collections import Collection
 from retriever.embeddings import EmbeddingModel
-from retriever.loader import BatchWriter
-from retriever.writer import PreparedDocument, existing_hashes
+from retriever.store.batches import BatchWriter, Connect
+from retriever.store.tables import Collection
+from retriever.store.writer import PreparedDocument, existing_hashes
 
 __all__ = ["IngestReport", "ingest_documents"]
-
 
 
 @dataclass
@@ -78,7 +76,7 @@ def _batches(
 
 
 def ingest_documents(
-    connect: Callable[[], psycopg.Connection],
+    connect: Connect,
     collection: Collection,
     model: EmbeddingModel,
     documents: Iterable[SourceDocument],

@@ -14,12 +14,13 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from retriever.collections import SCHEMA, Collection, ensure_indexes
-from retriever.writer import REBUILD_TOMBSTONES, refresh_postings, stale_share
+from retriever.store.collections import INDEXES, ensure_indexes
+from retriever.store.postings import REBUILD_TOMBSTONES, refresh_postings, stale_share
+from retriever.store.tables import SCHEMA, SIDE_TABLES, Collection
 
 __all__ = ["CollectionStats", "collection_stats", "maintain_collection"]
 
-_SUFFIXES = ("", "documents", "postings", "terms", "tombstones")
+_SUFFIXES = ("", *SIDE_TABLES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +105,8 @@ def maintain_collection(conn: psycopg.Connection, collection: Collection, *, rei
         refresh_postings(conn, collection)  # writes to this collection wait meanwhile; searches do not
     conn.execute(sql.SQL("DELETE FROM {} WHERE df <= 0").format(collection.table("terms")))
     if reindex:
-        for index in ("embedding_hnsw", "tsv_gin"):
-            conn.execute(
-                sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(SCHEMA, f"{collection.name}_{index}"))
-            )
+        for index in INDEXES:
+            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(collection.qualified_index(index)))
     ensure_indexes(conn, collection)
     for suffix in _SUFFIXES:
         conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(collection.table(suffix)))

@@ -1,56 +1,20 @@
-"""The `hybrid-rag` subcommands owned by the retriever: ingest, search, collections, serve."""
+"""The `hybrid-rag` subcommands over the engine: ingest, search, collections, maintain."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from ingest import ChunkingConfig, IngestInputError, SkippedSource
-from retriever.collections import list_collections
-from retriever.database import map_errors, open_primary, open_reader
-from retriever.errors import HybridRagError, InvalidFilter
-from retriever.query import DEFAULTS, MODES, SearchParams, SearchResult
-from retriever.service import ingest_paths, search
-from retriever.settings import Settings, get_settings
+from ingest import ChunkingConfig, SkippedSource
+from retriever.cli.options import CliError, cli_errors, collection_option, database_option, engine_from
+from retriever.errors import InvalidFilter
+from retriever.results import DEFAULTS, MODES, SearchParams, SearchResult
 
-__all__ = ["CliError", "cli_errors", "collections_command", "ingest_command", "search_command", "settings_from"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class CliError(click.ClickException):
-    """A user mistake or an unreachable database: one line on stderr, exit code 2."""
-
-    exit_code = 2
-
-
-def cli_errors(func: F) -> F:
-    """Turn our errors into a one-line message and exit code 2, never a traceback."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (HybridRagError, IngestInputError) as exc:
-            raise CliError(str(exc)) from None
-
-    return click.decorators.update_wrapper(wrapper, func)  # type: ignore[return-value]
-
-
-def settings_from(database_url: str | None) -> Settings:
-    """Environment settings, with the CLI's --database-url taking precedence."""
-    settings = get_settings()
-    return dataclasses.replace(settings, database_url=database_url) if database_url else settings
-
-
-database_option = click.option(
-    "--database-url", envvar="DATABASE_URL", help="PostgreSQL DSN (default: the embedded server in HYBRID_RAG_HOME)."
-)
-collection_option = click.option("--collection", "-c", required=True, help="Collection name.")
+__all__ = ["collections_command", "ingest_command", "maintain_command", "search_command"]
 
 
 @click.command("ingest")
@@ -82,8 +46,7 @@ def ingest_command(
     def warn(item: SkippedSource) -> None:
         click.echo(f"warning: skipped {item.path}: {item.reason}", err=True)
 
-    report = ingest_paths(
-        settings_from(database_url),
+    report = engine_from(database_url).ingest_paths(
         collection,
         list(paths),
         ChunkingConfig(chunk_size, chunk_overlap),
@@ -104,25 +67,6 @@ def _parse_filter(raw: str | None) -> dict[str, Any] | None:
     if not isinstance(parsed, dict):
         raise InvalidFilter('--filter must be a JSON object, e.g. \'{"lang": "en"}\'')
     return parsed
-
-
-def result_json(result: SearchResult) -> dict[str, Any]:
-    """The contract's JSON shape of a search result (CLI --json and HTTP)."""
-    return {
-        "results": [
-            {
-                "id": hit.id,
-                "document_id": hit.document_id,
-                "content": hit.content,
-                "metadata": hit.metadata,
-                "score": hit.score,
-                "vector_rank": hit.vector_rank,
-                "text_rank": hit.text_rank,
-            }
-            for hit in result.hits
-        ],
-        "took_ms": round(result.took_ms, 3),
-    }
 
 
 def _table(result: SearchResult) -> str:
@@ -193,10 +137,8 @@ def search_command(
         weights=weight_pair,  # type: ignore[arg-type]
         collapse=collapse,
     )
-    settings = settings_from(database_url)
-    with map_errors(), open_reader(settings) as conn:
-        result = search(conn, settings, collection, query, params, like=like)
-    click.echo(json.dumps(result_json(result), ensure_ascii=False) if as_json else _table(result))
+    result = engine_from(database_url).search(collection, query, params, like=like)
+    click.echo(json.dumps(result.to_json(), ensure_ascii=False) if as_json else _table(result))
 
 
 @click.command("collections")
@@ -205,8 +147,7 @@ def search_command(
 @cli_errors
 def collections_command(as_json: bool, database_url: str | None) -> None:
     """List collections with their sizes and embedding model."""
-    with map_errors(), open_primary(settings_from(database_url)) as conn:
-        found = list_collections(conn)
+    found = engine_from(database_url).collections()
     rows = [
         {
             "name": c.name,
@@ -245,15 +186,8 @@ def maintain_command(names: tuple[str, ...], reindex: bool, as_json: bool, datab
     Example:
         hybrid-rag maintain -c docs --reindex
     """
-    from retriever.collections import get_collection
-    from retriever.maintenance import maintain_collection
-
-    report = []
-    with map_errors(), open_primary(settings_from(database_url)) as conn:
-        targets = [get_collection(conn, name) for name in names] or list_collections(conn)
-        for collection in targets:
-            stats = maintain_collection(conn, collection, reindex=reindex)
-            report.append(dataclasses.asdict(stats) | {"total_bytes": stats.total_bytes()})
+    maintained = engine_from(database_url).maintain(names, reindex=reindex)
+    report = [dataclasses.asdict(stats) | {"total_bytes": stats.total_bytes()} for stats in maintained]
     if as_json:
         click.echo(json.dumps({"collections": report}))
         return

@@ -1,0 +1,305 @@
+"""The engine: settings, the embedding model, connections, and every operation the edges offer.
+
+The CLI, the HTTP API, the LangChain retriever, `eval` and `bench` all go through one
+`Engine`. It embeds a query before it takes a connection, migrates the schema the first
+time it opens the primary, and is the one place where lower-level errors (psycopg's,
+the pool's, the ingest package's) become ours (`map_errors`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+import numpy as np
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from ingest import ChunkingConfig, IngestInputError, SkippedSource, SourceDocument, iter_documents, iter_records
+from retriever.connections import ApiPools, ensure_migrated, open_primary
+from retriever.embeddings import EmbeddingModel, get_embedding_model
+from retriever.errors import CollectionNotFound, DatabaseUnavailable, DocumentNotFound, HybridRagError, InputError
+from retriever.results import SearchParams, SearchResult
+from retriever.search import Steps, run_steps, run_steps_async, search_steps, validate_query
+from retriever.settings import Settings, get_settings
+from retriever.store.collections import check_embeddings, create_collection, get_collection, list_collections
+from retriever.store.database import configure_async, connect, mask_dsn, read_dsns
+from retriever.store.maintenance import CollectionStats, maintain_collection
+from retriever.store.pipeline import IngestReport, ingest_documents
+from retriever.store.tables import Collection
+from retriever.store.writer import delete_documents
+
+__all__ = ["Engine", "map_errors"]
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def map_errors() -> Iterator[None]:
+    """Translate lower-level errors into ours: the one boundary where that happens.
+
+    psycopg's statement timeout and connection errors (the pool's timeout among them)
+    become `DatabaseUnavailable`; the ingest package's input errors become `InputError`.
+    """
+    try:
+        yield
+    except HybridRagError:
+        raise
+    except IngestInputError as exc:
+        raise InputError(str(exc)) from None
+    except pg_errors.QueryCanceled as exc:
+        raise DatabaseUnavailable("the database did not answer in time (statement timeout)") from exc
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseUnavailable(f"database unreachable: {mask_dsn(first_line)}") from exc
+
+
+class Engine:
+    """Everything a search or an ingest needs, owned once: settings, model, connections.
+
+    Without pools every operation opens its own connection (the CLI, scripts). `pool` /
+    `async_pool` serve searches from a caller's pools (the LangChain retriever); the
+    API's `retriever.serving.ServingEngine` opens pools of its own for its lifetime.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        model: EmbeddingModel | None = None,
+        pool: ConnectionPool | None = None,
+        async_pool: AsyncConnectionPool | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self._model = model
+        self._reader_pool = pool
+        self._async_pool = async_pool
+        self._pools: ApiPools | None = None  # while serving
+        self._turn = itertools.count()
+
+    @property
+    def model(self) -> EmbeddingModel:
+        """The embedding model (named now, loaded on first use)."""
+        if self._model is None:
+            self._model = get_embedding_model(self.settings)
+        return self._model
+
+    # -- connections ------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """A connection to the primary, for writes and administration; errors mapped to ours."""
+        with map_errors():
+            if self._pools is not None:
+                with self._pools.writes.connection() as conn:
+                    yield conn
+            else:
+                with open_primary(self.settings) as conn:
+                    yield conn
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[psycopg.Connection]:
+        """A connection for searches: the caller's pool, the read replicas in turn, else the primary."""
+        replicas = self.settings.database_read_urls
+        with map_errors():
+            if self._reader_pool is not None:
+                with self._reader_pool.connection() as conn:
+                    yield conn
+            elif replicas:
+                with connect(replicas[next(self._turn) % len(replicas)]) as conn:
+                    yield conn
+            else:
+                with self.connection() as conn:
+                    yield conn
+
+    @contextlib.asynccontextmanager
+    async def areader(self) -> AsyncIterator[psycopg.AsyncConnection]:
+        """Async `reader`: the pools when open (replicas in turn), else a fresh connection."""
+        with map_errors():
+            pools = self._async_pools()
+            if pools:
+                async with pools[next(self._turn) % len(pools)].connection() as conn:
+                    yield conn
+                return
+            if not self.settings.database_read_urls:
+                ensure_migrated(self.settings)
+            dsns = read_dsns(self.settings)
+            dsn = dsns[next(self._turn) % len(dsns)]
+            async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                await configure_async(conn)
+                yield conn
+
+    # -- search -----------------------------------------------------------------------
+
+    def _prepare(
+        self, query: str | None, params: SearchParams, like: str | None, embedding: np.ndarray | None
+    ) -> tuple[str, EmbeddingModel | None]:
+        """Every check that needs no database, and the model that must embed the query (loaded now,
+        outside `took_ms`), if any: none for `like`, a text search or a caller's vector."""
+        params.validate(self.settings)
+        if like is not None:
+            return "", None
+        text = validate_query(query, self.settings)
+        return text, self.model.load() if params.needs_vector and embedding is None else None
+
+    def _steps(
+        self, collection: str, query: str, params: SearchParams, like: str | None, embedding: Any, model: Any
+    ) -> Steps:
+        # a caller's vector has no model to compare: only its size is checked
+        model_name = model.name if model is not None else None
+        return search_steps(
+            self.settings, collection, params, query=query, like=like, embedding=embedding, model_name=model_name
+        )
+
+    def search(
+        self,
+        collection: str,
+        query: str | None,
+        params: SearchParams | None = None,
+        *,
+        like: str | None = None,
+        embedding: np.ndarray | None = None,
+        conn: psycopg.Connection | None = None,
+    ) -> SearchResult:
+        """Rank a collection's chunks for `query` (or, with `like=DOCUMENT_ID`, for a stored document).
+
+        `embedding` skips embedding the query; `conn` runs on a connection the caller holds.
+        `took_ms` is end to end (embedding included), `extra["db_ms"]` the statement alone.
+        Raises `InputError`s, `NotFound`s, `EmbeddingMismatch`, `DatabaseUnavailable`.
+        """
+        params = params or SearchParams()
+        with map_errors():
+            text, model = self._prepare(query, params, like, embedding)
+            start = time.perf_counter()
+            if model is not None:
+                embedding = model.embed_query(text)
+            with contextlib.nullcontext(conn) if conn is not None else self.reader() as held:
+                searched = run_steps(held, self._steps(collection, text, params, like, embedding, model))
+        return SearchResult(searched.hits, (time.perf_counter() - start) * 1000, {"db_ms": searched.db_ms})
+
+    async def asearch(
+        self,
+        collection: str,
+        query: str | None,
+        params: SearchParams | None = None,
+        *,
+        like: str | None = None,
+        embedding: np.ndarray | None = None,
+    ) -> SearchResult:
+        """Async `search`: the query is embedded in a worker thread BEFORE a connection is taken.
+
+        Embedding is the slow, CPU-bound part: done while holding a pooled connection, a
+        burst of searches would keep every connection waiting for the CPU.
+        """
+        params = params or SearchParams()
+        with map_errors():
+            text, model = self._prepare(query, params, like, embedding)
+            start = time.perf_counter()
+            if model is not None:
+                slots = self._pools.embed_slots if self._pools else None
+                embedding = await anyio.to_thread.run_sync(model.embed_query, text, limiter=slots)
+            async with self.areader() as held:
+                searched = await run_steps_async(held, self._steps(collection, text, params, like, embedding, model))
+        return SearchResult(searched.hits, (time.perf_counter() - start) * 1000, {"db_ms": searched.db_ms})
+
+    # -- writes -----------------------------------------------------------------------
+
+    def _collection_for(self, conn: psycopg.Connection, name: str) -> Collection:
+        """The collection, created on first use with the model's identity and dimensions."""
+        try:
+            collection = get_collection(conn, name)
+        except CollectionNotFound:  # only a new collection needs the model's dimensions (may load it)
+            return create_collection(conn, name, embedding_model=self.model.name, dimensions=self.model.dimensions)
+        check_embeddings(collection, self.model.name)
+        return collection
+
+    def ingest(
+        self,
+        collection: str,
+        documents: Iterable[SourceDocument],
+        chunking: ChunkingConfig | None = None,
+        *,
+        progress: bool = False,
+        compact: bool = True,
+    ) -> IngestReport:
+        """Chunk, embed and write documents into a collection (created on first use).
+
+        Unchanged documents cost neither model nor writes; a changed one is replaced
+        atomically. `compact=False` leaves a rebuild of the posting blocks to `maintain`.
+        """
+        with map_errors():
+            with self.connection() as conn:
+                target = self._collection_for(conn, collection)
+            chunking = chunking or ChunkingConfig()
+            return ingest_documents(
+                self.connection, target, self.model, documents, chunking, progress=progress, compact=compact
+            )
+
+    def ingest_paths(
+        self,
+        collection: str,
+        paths: Sequence[str | Path],
+        chunking: ChunkingConfig | None = None,
+        *,
+        on_skip: Callable[[SkippedSource], None] = lambda item: None,
+        progress: bool = False,
+    ) -> IngestReport:
+        """Ingest files and folders; unreadable inputs are reported through `on_skip` and skipped."""
+        skipped: list[SkippedSource] = []
+
+        def skip(item: SkippedSource) -> None:
+            skipped.append(item)
+            on_skip(item)
+
+        with map_errors():  # a missing path is the caller's mistake
+            documents = iter_documents(paths, skip)
+        report = self.ingest(collection, documents, chunking, progress=progress)
+        report.skipped = skipped
+        return report
+
+    def ingest_records(
+        self, collection: str, records: Sequence[Mapping[str, Any]], source: str, *, compact: bool = True
+    ) -> tuple[list[SourceDocument], IngestReport]:
+        """Ingest records (`id`, `text`, `title`, `metadata`) with the default chunking; returns them as documents."""
+        with map_errors():
+            documents = list(iter_records(records, source))
+        return documents, self.ingest(collection, documents, compact=compact)
+
+    def delete_document(self, collection: str, document_id: str) -> None:
+        """Delete one document and its chunks; `DocumentNotFound` when it is not there."""
+        with self.connection() as conn:
+            target = get_collection(conn, collection)
+            if not delete_documents(conn, target, [document_id]):
+                raise DocumentNotFound(f"no document {document_id!r} in collection {collection!r}")
+
+    # -- administration ---------------------------------------------------------------
+
+    def collection(self, name: str) -> Collection:
+        """The named collection's registry row; `CollectionNotFound` when there is none."""
+        with self.connection() as conn:
+            return get_collection(conn, name)
+
+    def collections(self) -> list[Collection]:
+        """Every collection, by name."""
+        with self.connection() as conn:
+            return list_collections(conn)
+
+    def maintain(self, names: Sequence[str] = (), *, reindex: bool = False) -> list[CollectionStats]:
+        """Maintain the named collections (all without names); see `maintain_collection`."""
+        with self.connection() as conn:
+            targets = [get_collection(conn, name) for name in names] or list_collections(conn)
+            return [maintain_collection(conn, target, reindex=reindex) for target in targets]
+
+    # -- serving (the HTTP API) -------------------------------------------------------
+
+    def _async_pools(self) -> tuple[AsyncConnectionPool, ...]:
+        if self._pools is not None:
+            return self._pools.readers or (self._pools.primary,)
+        return (self._async_pool,) if self._async_pool is not None else ()

@@ -1,0 +1,64 @@
+"""BM25's constants and formulas, defined once: in Python and as the SQL the statements embed.
+
+BM25 (Robertson & Zaragoza, "The Probabilistic Relevance Framework: BM25 and Beyond",
+2009), over the lexemes `to_tsvector` produces:
+
+    score(d, q) = Σ_{t ∈ q} idf(t) · tf·(k1 + 1) / (tf + k1·(1 − b + b·len(d)/avgdl))
+    idf(t)      = ln(1 + (N − df(t) + 0.5) / (df(t) + 0.5))
+
+tf: occurrences of t in d; len(d): d's length in lexemes; avgdl: the collection's mean
+length; N: chunks in the collection; df(t): chunks that hold t. The factor after idf is
+the *term weight* (a posting's impact); the posting blocks are ordered by it.
+The writer (impacts), the query's text leg and "more like this" (tf·idf) all use these.
+"""
+
+from __future__ import annotations
+
+import math
+
+from psycopg import sql
+
+__all__ = ["K1", "B", "bm25", "idf", "idf_sql", "term_weight", "term_weight_sql"]
+
+K1 = 1.2  # term-frequency saturation
+B = 0.75  # length normalisation
+
+
+def idf(n: float, df: float) -> float:
+    """Inverse document frequency: ln(1 + (N − df + 0.5) / (df + 0.5)), always > 0."""
+    return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+
+def term_weight(tf: float, length: float, avgdl: float) -> float:
+    """tf·(k1 + 1) / (tf + k1·(1 − b + b·len/avgdl)): one posting's impact, without idf."""
+    return tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / avgdl))
+
+
+def bm25(idf_value: float, tf: float, length: float, avgdl: float) -> float:
+    """One term's BM25 contribution, idf · term weight, in the order the SQL computes it."""
+    return idf_value * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / avgdl))
+
+
+def _expression(text: str) -> sql.Composable:
+    # column expressions written by this package, never user input
+    return sql.SQL(text)
+
+
+def idf_sql(n: str, df: str) -> sql.Composable:
+    """`idf` as SQL over two column expressions (float8)."""
+    return sql.SQL("ln(1 + ({n} - {df} + 0.5) / ({df} + 0.5))").format(n=_expression(n), df=_expression(df))
+
+
+def term_weight_sql(tf: str, length: str, avgdl: str, *, idf: str | None = None) -> sql.Composable:
+    """`term_weight` as SQL over column expressions; with `idf`, the whole BM25 contribution.
+
+    k1 and b are float8 literals, so the arithmetic is float8 throughout, as in Python.
+    """
+    weight = sql.SQL("{tf} * ({k1} + 1) / ({tf} + {k1} * (1 - {b} + {b} * {length} / {avgdl}))").format(
+        tf=_expression(tf),
+        length=_expression(length),
+        avgdl=_expression(avgdl),
+        k1=sql.SQL("{}::float8").format(sql.Literal(K1)),
+        b=sql.SQL("{}::float8").format(sql.Literal(B)),
+    )
+    return weight if idf is None else sql.SQL("{} * ").format(_expression(idf)) + weight

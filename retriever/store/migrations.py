@@ -1,0 +1,135 @@
+"""Schema changes of the shared `hybrid_rag` schema, as ordered, recorded migrations.
+
+Each migration is frozen SQL (`mNNN_name`): it never calls the code of the version it
+migrates to, so a later change to that code cannot change what an old migration does.
+They run in order, each once, inside one transaction under an advisory lock, so
+concurrent processes never race.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+__all__ = ["MIGRATIONS", "migrate"]
+
+_LOCK_KEY = 0x6879_6272  # "hybr": serialises migrations across processes
+
+m001_initial = """
+CREATE EXTENSION IF NOT EXISTS vector;
+CREATE TABLE hybrid_rag.collections (
+    name            text PRIMARY KEY,
+    embedding_model text NOT NULL,
+    dimensions      integer NOT NULL CHECK (dimensions > 0),
+    text_config     regconfig NOT NULL,
+    chunk_count     bigint NOT NULL DEFAULT 0,   -- N of BM25
+    total_length    bigint NOT NULL DEFAULT 0,   -- Σ chunk lengths in lexemes: avgdl of BM25
+    created_at      timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+# Postings move from one row per (term, chunk) to blocks of ≤ 100 in BM25 impact order
+# (k1 1.2, b 0.75), indexed by each block's best impact; deleted chunks become tombstones.
+m002_posting_blocks = r"""
+DO $migration$
+DECLARE
+    name text;
+BEGIN
+    FOR name IN SELECT c.name FROM hybrid_rag.collections c ORDER BY c.name LOOP
+        EXECUTE format('DROP TABLE IF EXISTS hybrid_rag.%I, hybrid_rag.%I, hybrid_rag.%I',
+                       name || '__postings', name || '__tombstones', name || '__terms');
+        EXECUTE format('CREATE TABLE hybrid_rag.%I (key bigint PRIMARY KEY)', name || '__tombstones');
+        EXECUTE format('CREATE TABLE hybrid_rag.%I (term text COLLATE "C", df integer NOT NULL, '
+                       'CONSTRAINT %I PRIMARY KEY (term))', name || '__terms', name || '__terms_pkey');
+        EXECUTE format('CREATE TABLE hybrid_rag.%I (term text COLLATE "C" NOT NULL, max_impact real NOT NULL, '
+                       'chunk_keys bigint[] NOT NULL, tfs integer[] NOT NULL, lengths integer[] NOT NULL)',
+                       name || '__postings');
+        EXECUTE format($sql$
+            WITH fresh AS (
+                SELECT u.term, c.key, u.tf, u.length
+                FROM hybrid_rag.%1$I c
+                CROSS JOIN LATERAL (
+                    SELECT lexeme AS term, cardinality(positions) AS tf,
+                           (sum(cardinality(positions)) OVER ())::integer AS length
+                    FROM unnest(c.tsv)
+                ) u
+            ), stats AS MATERIALIZED (
+                SELECT greatest(coalesce((SELECT sum(tf) FROM fresh)::float8
+                                         / nullif((SELECT count(*) FROM hybrid_rag.%1$I), 0), 1), 1) AS avgdl
+            ), by_term AS (
+                SELECT term, count(*) AS added,
+                       array_agg(impact ORDER BY impact DESC, key) AS impacts,
+                       array_agg(key ORDER BY impact DESC, key) AS keys,
+                       array_agg(tf ORDER BY impact DESC, key) AS tfs,
+                       array_agg(length ORDER BY impact DESC, key) AS lengths
+                FROM (
+                    SELECT f.*, f.tf * (1.2::float8 + 1)
+                           / (f.tf + 1.2::float8 * (1 - 0.75::float8 + 0.75::float8 * f.length / s.avgdl)) AS impact
+                    FROM fresh f CROSS JOIN stats s
+                ) weighted
+                GROUP BY term
+            ), inserted AS (
+                INSERT INTO hybrid_rag.%2$I (term, max_impact, chunk_keys, tfs, lengths)
+                SELECT term, impacts[i], keys[i:i + 99], tfs[i:i + 99], lengths[i:i + 99]
+                FROM by_term CROSS JOIN generate_series(1, cardinality(keys), 100) AS i
+            ), df AS (
+                INSERT INTO hybrid_rag.%3$I (term, df) SELECT term, added FROM by_term ORDER BY term
+            )
+            UPDATE hybrid_rag.collections
+            SET chunk_count = (SELECT count(*) FROM hybrid_rag.%1$I),
+                total_length = (SELECT coalesce(sum(tf), 0) FROM fresh)
+            WHERE collections.name = %4$L
+        $sql$, name, name || '__postings', name || '__terms', name);
+        EXECUTE format('CREATE INDEX %I ON hybrid_rag.%I (term, max_impact DESC)',
+                       name || '_postings_order', name || '__postings');
+        EXECUTE format('CREATE INDEX %I ON hybrid_rag.%I (term) WHERE cardinality(chunk_keys) < 100',
+                       name || '_postings_tails', name || '__postings');
+    END LOOP;
+END
+$migration$
+"""
+
+# ANALYZE stops sampling the posting blocks' arrays, which no plan uses.
+m003_no_array_statistics = r"""
+DO $migration$
+DECLARE
+    name text;
+BEGIN
+    FOR name IN SELECT c.name FROM hybrid_rag.collections c ORDER BY c.name LOOP
+        EXECUTE format('ALTER TABLE hybrid_rag.%I ALTER COLUMN chunk_keys SET STATISTICS 0, '
+                       'ALTER COLUMN tfs SET STATISTICS 0, ALTER COLUMN lengths SET STATISTICS 0',
+                       name || '__postings');
+    END LOOP;
+END
+$migration$
+"""
+
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    ("m001_initial", m001_initial),
+    ("m002_posting_blocks", m002_posting_blocks),
+    ("m003_no_array_statistics", m003_no_array_statistics),
+)
+
+
+def migrate(conn: psycopg.Connection) -> list[str]:
+    """Apply the migrations this database has not seen yet; return their names."""
+    applied: list[str] = []
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        cur.execute("CREATE SCHEMA IF NOT EXISTS hybrid_rag")
+        cur.execute(
+            """
+            CREATE TABLE IF NOT EXISTS hybrid_rag.migrations (
+                name       text PRIMARY KEY,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )
+            """
+        )
+        cur.execute("SELECT name FROM hybrid_rag.migrations")
+        done = {name for (name,) in cur.fetchall()}
+        for name, statement in MIGRATIONS:
+            if name in done:
+                continue
+            cur.execute(statement)
+            cur.execute("INSERT INTO hybrid_rag.migrations (name) VALUES (%s)", (name,))
+            applied.append(name)
+    return applied

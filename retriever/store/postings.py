@@ -1,0 +1,305 @@
+"""BM25 posting blocks: per term, blocks of up to POSTINGS_BLOCK postings in impact order.
+
+`docs__postings` holds, per term, blocks of (chunk key, tf, chunk length), each block
+ordered by BM25 impact (`bm25.term_weight`) and indexed by its best impact: the text leg
+reads a term's best blocks first and can stop early. `docs__terms` keeps document
+frequencies. Postings are append-only: a deleted chunk's postings stay behind (its
+document frequencies are decremented at once, its key recorded as a tombstone that
+searches skip) until the blocks are rebuilt beside the live ones and swapped in.
+"""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+from psycopg import sql
+
+from retriever.errors import DatabaseUnavailable
+from retriever.store.bm25 import term_weight_sql
+from retriever.store.tables import SCHEMA, WRITE_LOCK, Collection
+
+__all__ = [
+    "POSTINGS_BLOCK",
+    "REBUILD_TOMBSTONES",
+    "add_postings",
+    "begin_bulk",
+    "bulk_pending",
+    "create_postings",
+    "rebuild_postings",
+    "refresh_postings",
+    "skip_array_statistics",
+    "stale_share",
+    "swap_postings",
+]
+
+POSTINGS_BLOCK = 100  # postings per block: a block row stays under 2 kB, inline and uncompressed
+REBUILD_TOMBSTONES = 0.1  # rebuild once deleted chunks are this share of the chunks in the blocks
+
+_CREATE = """
+CREATE TABLE {terms} (
+    term  text COLLATE "C",
+    df    integer NOT NULL,
+    CONSTRAINT {terms_key} PRIMARY KEY (term)
+);
+CREATE TABLE {postings} (
+    term        text COLLATE "C" NOT NULL,  -- equality only: byte order sorts and builds faster
+    max_impact  real NOT NULL,              -- the block's best BM25 term weight (without idf)
+    chunk_keys  bigint[] NOT NULL,          -- ≤ POSTINGS_BLOCK postings, best impact first
+    tfs         integer[] NOT NULL,
+    lengths     integer[] NOT NULL          -- chunk lengths in lexemes
+)
+"""
+
+_INDEX = """
+CREATE INDEX {order_index} ON {postings} (term, max_impact DESC);
+CREATE INDEX {tails_index} ON {postings} (term) WHERE cardinality(chunk_keys) < {block}
+"""
+
+# No query's plan depends on the block arrays' contents, and sampling them is most of ANALYZE's time.
+_NO_ARRAY_STATISTICS = (
+    "ALTER TABLE {postings} ALTER COLUMN chunk_keys SET STATISTICS 0, "
+    "ALTER COLUMN tfs SET STATISTICS 0, ALTER COLUMN lengths SET STATISTICS 0"
+)
+
+# The postings of some chunks (`{selection}`), cut into blocks per term. A block holds up to
+# POSTINGS_BLOCK postings in impact order (the term weight at the current average length); a
+# term's partial blocks are merged with its new postings, so each term keeps at most one
+# partial block. One sort orders every term's postings by impact; the blocks are slices of
+# that order. Also adds document frequencies; returns Σ lengths of the selected chunks.
+_APPEND = """
+WITH fresh AS (
+    SELECT u.term, c.key, u.tf, u.length
+    FROM {chunks} c
+    CROSS JOIN LATERAL (  -- one pass over the tsvector: tf per lexeme, and their sum, the length
+        SELECT lexeme AS term, cardinality(positions) AS tf,
+               (sum(cardinality(positions)) OVER ())::integer AS length
+        FROM unnest(c.tsv)
+    ) u
+    WHERE {selection}
+), stats AS MATERIALIZED (  -- once, not per use
+    SELECT greatest(coalesce(
+        total_length::float8 / nullif(chunk_count, 0),
+        (SELECT sum(tf) FROM fresh)::float8 / nullif((SELECT count(*) FROM {chunks} c WHERE {selection}), 0)
+    ), 1) AS avgdl
+    FROM hybrid_rag.collections WHERE name = %(collection)s
+), tails AS (
+    DELETE FROM {postings} p
+    USING (SELECT DISTINCT term FROM fresh) f
+    WHERE %(merge)s AND p.term = f.term AND cardinality(p.chunk_keys) < {block}
+    RETURNING p.term, p.chunk_keys, p.tfs, p.lengths
+), merged AS (
+    SELECT term, key, tf, length, true AS fresh FROM fresh
+    UNION ALL
+    SELECT t.term, u.key, u.tf, u.length, false
+    FROM tails t CROSS JOIN unnest(t.chunk_keys, t.tfs, t.lengths) AS u(key, tf, length)
+), by_term AS (
+    SELECT term, count(*) FILTER (WHERE fresh) AS added,
+           array_agg(impact ORDER BY impact DESC, key) AS impacts,
+           array_agg(key ORDER BY impact DESC, key) AS keys,
+           array_agg(tf ORDER BY impact DESC, key) AS tfs,
+           array_agg(length ORDER BY impact DESC, key) AS lengths
+    FROM (
+        SELECT m.*, {impact} AS impact
+        FROM merged m CROSS JOIN stats s
+    ) weighted
+    GROUP BY term
+), inserted AS (
+    INSERT INTO {postings} (term, max_impact, chunk_keys, tfs, lengths)
+    SELECT term, impacts[i], keys[i:i + {block} - 1], tfs[i:i + {block} - 1], lengths[i:i + {block} - 1]
+    FROM by_term CROSS JOIN generate_series(1, cardinality(keys), {block}) AS i
+), df AS (
+    INSERT INTO {terms} (term, df)
+    SELECT term, added FROM by_term WHERE added > 0 ORDER BY term
+    ON CONFLICT (term) DO UPDATE SET df = {terms}.df + excluded.df
+)
+SELECT coalesce(sum(tf), 0) FROM fresh
+"""
+
+_RESET_STATS = "UPDATE hybrid_rag.collections SET chunk_count = 0, total_length = 0 WHERE name = %(collection)s"
+_SET_STATS = """
+UPDATE hybrid_rag.collections
+SET chunk_count = (SELECT count(*) FROM {chunks}), total_length = %(length)s
+WHERE name = %(collection)s
+"""
+
+_STALE_SHARE = """
+SELECT t.n::float8 / nullif(t.n + c.chunk_count, 0)
+FROM (SELECT count(*) AS n FROM {tombstones}) t, hybrid_rag.collections c
+WHERE c.name = %(collection)s
+"""
+
+_REBUILT = "__next"  # suffix of the terms and blocks a rebuild fills beside the live ones
+_TABLES = ("terms", "postings")  # the order searches lock them in (then the tombstones)
+
+# The swap gives way (then tries again) rather than queue searches behind a long reader.
+_SWAP_WAIT = "1s"
+_SWAP_ATTEMPTS = 30
+
+
+def _names(collection: Collection, suffix: str = "") -> dict[str, str]:
+    """Tables (`terms`, `postings`) and indexes of a collection's posting blocks; `suffix` names a set
+    built beside the live one (it holds `__`, which collection names cannot, so no other name collides)."""
+    name = collection.name
+    return {
+        "terms": f"{name}__terms{suffix}",
+        "postings": f"{name}__postings{suffix}",
+        "terms_key": f"{name}__terms{suffix}_pkey",
+        "order_index": f"{name}_postings_order{suffix}",
+        "tails_index": f"{name}_postings_tails{suffix}",
+    }
+
+
+def skip_array_statistics(cur: psycopg.Cursor, collection: Collection, *, suffix: str = "") -> None:
+    """Keep ANALYZE off the posting blocks' arrays (a quarter of the time; no plan uses them)."""
+    postings = sql.Identifier(SCHEMA, _names(collection, suffix)["postings"])
+    cur.execute(sql.SQL(_NO_ARRAY_STATISTICS).format(postings=postings))
+
+
+def create_postings(cur: psycopg.Cursor, collection: Collection, *, suffix: str = "", indexed: bool = True) -> None:
+    """Create empty terms and posting-block tables; a `suffix` names a set built beside the live one."""
+    names = _names(collection, suffix)
+    cur.execute(
+        sql.SQL(_CREATE).format(
+            terms=sql.Identifier(SCHEMA, names["terms"]),
+            postings=sql.Identifier(SCHEMA, names["postings"]),
+            terms_key=sql.Identifier(names["terms_key"]),
+        )
+    )
+    skip_array_statistics(cur, collection, suffix=suffix)
+    if indexed:
+        _index(cur, collection, suffix=suffix)
+
+
+def _index(cur: psycopg.Cursor, collection: Collection, *, suffix: str = "") -> None:
+    names = _names(collection, suffix)
+    cur.execute(
+        sql.SQL(_INDEX).format(
+            postings=sql.Identifier(SCHEMA, names["postings"]),
+            order_index=sql.Identifier(names["order_index"]),
+            tails_index=sql.Identifier(names["tails_index"]),
+            block=sql.Literal(POSTINGS_BLOCK),
+        )
+    )
+
+
+def add_postings(
+    cur: psycopg.Cursor,
+    collection: Collection,
+    selection: sql.Composable,
+    *,
+    merge: bool = True,
+    suffix: str = "",
+    **values: object,
+) -> int:
+    """Add the postings of the chunks `selection` picks (a condition on `c`); returns Σ their lengths."""
+    statement = sql.SQL(_APPEND).format(
+        chunks=collection.table(),
+        postings=collection.table(f"postings{suffix}"),
+        terms=collection.table(f"terms{suffix}"),
+        selection=selection,
+        block=sql.Literal(POSTINGS_BLOCK),
+        impact=term_weight_sql("m.tf", "m.length", "s.avgdl"),
+    )
+    cur.execute(statement, {"collection": collection.name, "merge": merge, **values})
+    return int(cur.fetchone()[0])  # type: ignore[index]
+
+
+def swap_postings(cur: psycopg.Cursor, collection: Collection, suffix: str) -> None:
+    """Put the terms and blocks built under `suffix` in place of the live ones, and clear the tombstones.
+
+    Searches are locked out from here until the caller's transaction ends. Raises
+    `DatabaseUnavailable` when other transactions kept the tables for all the attempts.
+    """
+    live, built = _names(collection), _names(collection, suffix)
+    tables = [collection.table(kind) for kind in _TABLES]
+    locked = sql.SQL(", ").join([*tables, collection.table("tombstones")])  # in the searches' order
+    lock = sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(locked)
+    statements = [sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(", ").join(tables))]
+    statements += [
+        sql.SQL("ALTER {} {} RENAME TO {}").format(
+            sql.SQL("TABLE" if kind in _TABLES else "INDEX"), sql.Identifier(SCHEMA, built[kind]), sql.Identifier(new)
+        )
+        for kind, new in live.items()
+    ]
+    statements.append(sql.SQL("TRUNCATE {}").format(collection.table("tombstones")))
+    for attempt in range(1, _SWAP_ATTEMPTS + 1):
+        try:
+            with cur.connection.transaction():
+                cur.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(_SWAP_WAIT)))
+                cur.execute(lock)
+                cur.execute(sql.SQL(";\n").join(statements))
+            return
+        except psycopg.errors.LockNotAvailable:
+            if attempt == _SWAP_ATTEMPTS:
+                raise DatabaseUnavailable(
+                    f"the rebuilt posting blocks of {collection.name!r} could not be swapped in: other "
+                    f"transactions kept reading them for {_SWAP_ATTEMPTS} attempts; run `hybrid-rag maintain` later"
+                ) from None
+            time.sleep(1.0)  # let the searches queued behind the attempt run
+
+
+def stale_share(conn: psycopg.Connection, collection: Collection) -> float:
+    """The share of the chunks in the posting blocks that are deleted (tombstones), 0 when empty."""
+    statement = sql.SQL(_STALE_SHARE).format(tombstones=collection.table("tombstones"))
+    row = conn.execute(statement, {"collection": collection.name}).fetchone()
+    return float(row[0] or 0) if row else 0.0
+
+
+def begin_bulk(conn: psycopg.Connection, collection: Collection) -> None:
+    """Before loading an empty collection: drop the indexes that are cheaper to build afterwards.
+
+    The missing postings order index marks the load as unfinished (see `bulk_pending`).
+    """
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(WRITE_LOCK, {"collection": collection.name})
+        for index in ("embedding_hnsw", "tsv_gin", "postings_order"):
+            cur.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(collection.qualified_index(index)))
+
+
+def bulk_pending(conn: psycopg.Connection, collection: Collection) -> bool:
+    """True when a bulk load began and did not finish (its postings order index is missing)."""
+    row = conn.execute(
+        "SELECT count(*) FROM pg_indexes WHERE schemaname = %s AND indexname = %s",
+        (SCHEMA, _names(collection)["order_index"]),
+    ).fetchone()
+    return row[0] == 0  # type: ignore[index]
+
+
+def rebuild_postings(cur: psycopg.Cursor, collection: Collection) -> None:
+    """Rebuild every posting block, document frequency and BM25 statistic from the chunks' `tsv`.
+
+    The new blocks come out in impact order across the whole collection, without
+    tombstones. They are built beside the live ones, which searches go on reading; only
+    the final swap locks searches out, until the caller's transaction commits. Writers
+    of the collection wait on its write lock throughout.
+    """
+    cur.execute(WRITE_LOCK, {"collection": collection.name})
+    create_postings(cur, collection, suffix=_REBUILT, indexed=False)
+    cur.execute(_RESET_STATS, {"collection": collection.name})  # others see the old ones until commit
+    length = add_postings(cur, collection, sql.SQL("true"), merge=False, suffix=_REBUILT)
+    cur.execute(
+        sql.SQL(_SET_STATS).format(chunks=collection.table()), {"length": length, "collection": collection.name}
+    )
+    _index(cur, collection, suffix=_REBUILT)
+    for kind in _TABLES:  # statistics stay with the tables: plans are right from the swap on
+        cur.execute(sql.SQL("ANALYZE {}").format(collection.table(kind + _REBUILT)))
+    swap_postings(cur, collection, _REBUILT)
+
+
+def refresh_postings(conn: psycopg.Connection, collection: Collection, *, only_if_stale: bool = False) -> bool:
+    """Rebuild the posting blocks in their own transaction, with the memory for one sort of them all.
+
+    Finishes a bulk load (and one that crashed: the next ingest runs it again), and drops
+    deleted chunks' postings once they pile up: `only_if_stale` rechecks `stale_share`
+    once the write lock is held, in case another writer just did. Returns whether it rebuilt.
+    """
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(WRITE_LOCK, {"collection": collection.name})
+        if only_if_stale and stale_share(conn, collection) <= REBUILD_TOMBSTONES:
+            return False
+        cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        cur.execute("SET LOCAL work_mem = '1GB'")  # one sort of every posting
+        cur.execute("SET LOCAL statement_timeout = 0")  # minutes at a million chunks, whoever asked
+        rebuild_postings(cur, collection)
+    return True

@@ -1,0 +1,75 @@
+"""Names of everything a collection owns, and the lock its writers share.
+
+A collection `docs` owns, in schema `hybrid_rag`:
+- `docs`             the chunks (PGVectorStore-readable: id, content, embedding, metadata)
+- `docs__documents`  one row per source document: its hash, for idempotent re-ingest
+- `docs__postings`   BM25 posting blocks (see `retriever.store.postings`)
+- `docs__terms`      term → document frequency
+- `docs__tombstones` deleted chunks whose postings are still in the blocks
+
+Collection names cannot contain `__`, so no side table of one collection is named like
+another collection or its side tables.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from psycopg import sql
+
+from retriever.errors import InvalidName
+
+__all__ = ["SCHEMA", "SHARED_WRITE_LOCK", "SIDE_TABLES", "WRITE_LOCK", "Collection", "validate_name"]
+
+SCHEMA = "hybrid_rag"
+SIDE_TABLES = ("documents", "postings", "terms", "tombstones")
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+# Writers of one collection serialise on this lock; bulk-load batches share it (they only add
+# new documents and leave term statistics to the final rebuild, which takes it exclusively).
+WRITE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('hybrid_rag.write:' || %(collection)s))"
+SHARED_WRITE_LOCK = "SELECT pg_advisory_xact_lock_shared(hashtext('hybrid_rag.write:' || %(collection)s))"
+
+
+def validate_name(name: str) -> str:
+    """Accept only plain lowercase identifiers, so names are safe everywhere they appear.
+
+    Raises `InvalidName`.
+    """
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or "__" in name:
+        raise InvalidName(
+            f"invalid collection name {name!r}: use 1-40 lowercase letters, digits and single "
+            "underscores, starting with a letter"
+        )
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """A registry row, with the identifiers of the collection's tables."""
+
+    name: str
+    embedding_model: str
+    dimensions: int
+    text_config: str
+    chunk_count: int  # N of BM25
+    total_length: int  # Σ chunk lengths in lexemes: N × avgdl
+    created_at: datetime
+
+    def table(self, suffix: str = "") -> sql.Identifier:
+        """`hybrid_rag.<name>` or one of its side tables (`documents`, `postings`, `terms`, `tombstones`)."""
+        return sql.Identifier(SCHEMA, f"{self.name}__{suffix}" if suffix else self.name)
+
+    def index(self, suffix: str) -> sql.Identifier:
+        """Name of one of the collection's indexes (unqualified, as CREATE INDEX wants)."""
+        return sql.Identifier(f"{self.name}_{suffix}")
+
+    def qualified_index(self, suffix: str) -> sql.Identifier:
+        """Schema-qualified name of one of its indexes (as DROP INDEX wants)."""
+        return sql.Identifier(SCHEMA, f"{self.name}_{suffix}")
+
+    def index_name(self, suffix: str) -> str:
+        """The bare name of one of its indexes, as `pg_indexes` lists it."""
+        return f"{self.name}_{suffix}"

@@ -1,0 +1,167 @@
+"""The bulk writer: a batch of documents' chunks in ONE transaction (old versions out, new in).
+
+Each batch: lock the collection's write path, delete the documents' previous chunks
+(document frequencies decremented; their postings become tombstones), COPY the new
+chunks in binary, derive their posting blocks from the generated `tsv`, bump document
+frequencies and the collection's BM25 statistics, upsert the documents' hashes. A crash
+anywhere rolls the whole batch back, so a document is never half-written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from ingest import Chunk
+from retriever.store.postings import add_postings
+from retriever.store.tables import SHARED_WRITE_LOCK, WRITE_LOCK, Collection
+
+__all__ = ["PreparedDocument", "delete_documents", "existing_hashes", "write_documents"]
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedDocument:
+    """A document split into chunks, with the hash that decides whether it changed."""
+
+    document_id: str
+    hash: str
+    chunks: list[Chunk]
+
+
+_DELETE = """
+WITH gone AS (
+    DELETE FROM {chunks} WHERE document_id = ANY(%(document_ids)s) RETURNING key, tsv
+), gone_terms AS (
+    SELECT u.lexeme AS term, cardinality(u.positions) AS tf FROM gone g CROSS JOIN unnest(g.tsv) AS u
+), df AS (
+    UPDATE {terms} t SET df = t.df - g.n
+    FROM (SELECT term, count(*) AS n FROM gone_terms GROUP BY term) g
+    WHERE t.term = g.term
+), buried AS (
+    INSERT INTO {tombstones} (key) SELECT key FROM gone
+)
+SELECT (SELECT count(*) FROM gone), (SELECT coalesce(sum(tf), 0) FROM gone_terms)
+"""
+
+_COPY = (
+    "COPY {chunks} (id, document_id, chunk_index, content, metadata, content_hash, embedding) "
+    "FROM STDIN (FORMAT BINARY)"
+)
+
+_DOCUMENTS = """
+INSERT INTO {documents} (document_id, hash, chunk_count)
+SELECT * FROM unnest(%(document_ids)s::text[], %(hashes)s::text[], %(counts)s::integer[])
+ON CONFLICT (document_id) DO UPDATE
+SET hash = excluded.hash, chunk_count = excluded.chunk_count, updated_at = now()
+"""
+
+_STATS = """
+UPDATE hybrid_rag.collections
+SET chunk_count = chunk_count + %(chunks)s, total_length = total_length + %(length)s
+WHERE name = %(collection)s
+"""
+
+
+_NEW_CHUNKS = sql.SQL("c.document_id = ANY(%(document_ids)s)")
+
+
+def _format(statement: str, collection: Collection) -> sql.Composed:
+    """`statement` over the collection's tables."""
+    return sql.SQL(statement).format(
+        chunks=collection.table(),
+        documents=collection.table("documents"),
+        terms=collection.table("terms"),
+        tombstones=collection.table("tombstones"),
+    )
+
+
+def existing_hashes(conn: psycopg.Connection, collection: Collection, document_ids: Sequence[str]) -> dict[str, str]:
+    """Stored hash per document id, for the ids that exist."""
+    with conn.cursor() as cur:
+        cur.execute(
+            _format("SELECT document_id, hash FROM {documents} WHERE document_id = ANY(%s)", collection),
+            (list(document_ids),),
+        )
+        return dict(cur.fetchall())
+
+
+def _remove(cur: psycopg.Cursor, collection: Collection, document_ids: list[str]) -> tuple[int, int]:
+    cur.execute(_format(_DELETE, collection), {"document_ids": document_ids})
+    chunks, length = cur.fetchone()  # type: ignore[misc]
+    return int(chunks), int(length)
+
+
+def write_documents(
+    conn: psycopg.Connection,
+    collection: Collection,
+    documents: Sequence[PreparedDocument],
+    embeddings: np.ndarray,
+    *,
+    bulk: bool = False,
+    replacing: bool = True,
+) -> int:
+    """Replace these documents' chunks with the given ones, atomically; returns chunks written.
+
+    `embeddings` has one row per chunk, in document then chunk order. `replacing=False`
+    promises that none of the documents is stored yet (no old chunks to delete); `bulk`
+    appends chunks only, for a load between `begin_bulk` and `refresh_postings`.
+    """
+    chunks = [chunk for document in documents for chunk in document.chunks]
+    if len(chunks) != len(embeddings):
+        raise ValueError(f"{len(chunks)} chunks but {len(embeddings)} embeddings")
+    document_ids = [document.document_id for document in documents]
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(SHARED_WRITE_LOCK if bulk else WRITE_LOCK, {"collection": collection.name})
+        removed_chunks, removed_length = _remove(cur, collection, document_ids) if replacing else (0, 0)
+        with cur.copy(_format(_COPY, collection)) as copy:
+            copy.set_types(["text", "text", "int4", "text", "jsonb", "text", "vector"])
+            for chunk, vector in zip(chunks, embeddings, strict=True):
+                copy.write_row(
+                    (
+                        chunk.id,
+                        chunk.document_id,
+                        chunk.index,
+                        chunk.content,
+                        Jsonb(chunk.metadata),
+                        chunk.content_hash,
+                        vector,
+                    )
+                )
+        if not bulk:  # a bulk load builds all postings once, in `refresh_postings`
+            added_length = add_postings(cur, collection, _NEW_CHUNKS, document_ids=document_ids)
+        cur.execute(
+            _format(_DOCUMENTS, collection),
+            {
+                "document_ids": document_ids,
+                "hashes": [document.hash for document in documents],
+                "counts": [len(document.chunks) for document in documents],
+            },
+        )
+        if bulk:
+            return len(chunks)
+        cur.execute(
+            _STATS,
+            {
+                "chunks": len(chunks) - removed_chunks,
+                "length": added_length - removed_length,
+                "collection": collection.name,
+            },
+        )
+    return len(chunks)
+
+
+def delete_documents(conn: psycopg.Connection, collection: Collection, document_ids: Sequence[str]) -> int:
+    """Delete documents with all their chunks; returns how many documents existed."""
+    ids = list(document_ids)
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(WRITE_LOCK, {"collection": collection.name})
+        removed_chunks, removed_length = _remove(cur, collection, ids)
+        cur.execute(_format("DELETE FROM {documents} WHERE document_id = ANY(%s)", collection), (ids,))
+        deleted = cur.rowcount
+        cur.execute(_STATS, {"chunks": -removed_chunks, "length": -removed_length, "collection": collection.name})
+    return deleted
