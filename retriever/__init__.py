@@ -9,6 +9,7 @@ hierarchy. Everything else is internal.
 from retriever.embeddings import EmbeddingModel
 from retriever.engine import Engine
 from retriever.errors import (
+    CollectionIncomplete,
     CollectionNotFound,
     ConfigurationError,
     DatabaseUnavailable,
@@ -28,6 +29,7 @@ from retriever.store.pipeline import IngestReport
 from retriever.store.tables import validate_name
 
 __all__ = [
+    "CollectionIncomplete",
     "CollectionNotFound",
     "ConfigurationError",
     "DatabaseUnavailable",

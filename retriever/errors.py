@@ -9,6 +9,7 @@
     ├── NotFound                   HTTP 404
     │   ├── CollectionNotFound
     │   └── DocumentNotFound
+    ├── CollectionIncomplete       its derived state (postings, statistics) is unfinished: HTTP 409
     ├── ConfigurationError         settings that cannot work (missing extra, bad EMBEDDINGS)
     └── DatabaseUnavailable        cannot connect, or the statement timed out: HTTP 503
 
@@ -20,6 +21,7 @@ codes and problem details.
 from __future__ import annotations
 
 __all__ = [
+    "CollectionIncomplete",
     "CollectionNotFound",
     "ConfigurationError",
     "DatabaseUnavailable",
@@ -68,6 +70,13 @@ class CollectionNotFound(NotFound):
 
 class DocumentNotFound(NotFound):
     """No document of that id in the collection."""
+
+
+class CollectionIncomplete(HybridRagError):
+    """A load into the collection did not finish: its text search would miss documents.
+
+    `hybrid-rag maintain` (or the next ingest) completes it; retrying the search alone does not.
+    """
 
 
 class ConfigurationError(HybridRagError):

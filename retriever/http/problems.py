@@ -4,6 +4,7 @@ our error                    status   type (urn:hybrid-rag:problem:…)
 CollectionNotFound           404      collection-not-found
 DocumentNotFound             404      document-not-found
 EmbeddingMismatch            409      embedding-mismatch
+CollectionIncomplete         409      collection-incomplete
 InvalidFilter                422      invalid-filter
 InvalidName                  422      invalid-name
 LimitExceeded                422      limit-exceeded
@@ -32,6 +33,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import PoolTimeout
 
 from retriever.errors import (
+    CollectionIncomplete,
     CollectionNotFound,
     DatabaseUnavailable,
     DocumentNotFound,
@@ -77,6 +79,7 @@ _OURS: tuple[tuple[type[Exception], int, str, str], ...] = (
     (DocumentNotFound, 404, "document-not-found", "Document not found"),
     (NotFound, 404, "not-found", "Not found"),
     (EmbeddingMismatch, 409, "embedding-mismatch", "Collection built with other embeddings"),
+    (CollectionIncomplete, 409, "collection-incomplete", "Collection not completely loaded"),
     (InvalidFilter, 422, "invalid-filter", "Invalid filter"),
     (InvalidName, 422, "invalid-name", "Invalid collection name"),
     (LimitExceeded, 422, "limit-exceeded", "Over a configured limit"),
@@ -186,7 +189,7 @@ _DESCRIPTIONS = {
     400: "Malformed request body (not JSON)",
     401: "Missing or wrong API key",
     404: "Unknown collection or document (also for collections outside the key's scope)",
-    409: "The collection was built with other embeddings than the server's",
+    409: "The collection was built with other embeddings than the server's, or its load is unfinished",
     413: "Request body over MAX_REQUEST_BYTES",
     422: "Invalid request: wrong types, unknown fields, bad filter, or over a configured limit",
     503: "Database unreachable or too slow; retry after Retry-After seconds",

@@ -8,6 +8,7 @@ import retriever
 def test_public_names_are_pinned():
     assert sorted(retriever.__all__) == sorted(
         [
+            "CollectionIncomplete",
             "CollectionNotFound",
             "ConfigurationError",
             "DatabaseUnavailable",
@@ -47,5 +48,5 @@ def test_hybrid_retriever_is_a_langchain_retriever():
 def test_every_error_derives_from_the_one_base():
     exported = [getattr(retriever, name) for name in retriever.__all__]
     errors = [item for item in exported if isinstance(item, type) and issubclass(item, Exception)]
-    assert len(errors) == 11
+    assert len(errors) == 12
     assert all(issubclass(error, retriever.HybridRagError) for error in errors)
