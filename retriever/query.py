@@ -14,6 +14,7 @@ from retriever.filters import compile_filter
 from retriever.results import SearchParams
 from retriever.settings import Settings
 from retriever.store.bm25 import idf_sql, term_weight_sql
+from retriever.store.collections import REGISTRY_COLUMNS
 from retriever.store.tables import Collection
 
 __all__ = [
@@ -273,13 +274,15 @@ def session_settings(params: SearchParams, settings: Settings, *, iterative_scan
 
 # The collection's registry row, and whether pgvector can keep scanning HNSW under a
 # filter (`hnsw.iterative_scan`, pgvector ≥ 0.8): one round trip before the search.
-REGISTRY = """
-SELECT name, embedding_model, dimensions, text_config::text AS text_config, chunk_count, total_length, created_at,
-       coalesce((SELECT string_to_array(extversion, '.')::int[] >= '{0,8}' FROM pg_extension WHERE extname = 'vector'),
-                false) AS iterative_scan
+REGISTRY = sql.SQL(
+    """
+SELECT {columns},
+       coalesce((SELECT string_to_array(extversion, '.')::int[] >= '{{0,8}}'
+                 FROM pg_extension WHERE extname = 'vector'), false) AS iterative_scan
 FROM hybrid_rag.collections
 WHERE name = %(name)s
 """
+).format(columns=REGISTRY_COLUMNS)
 
 # "More like this": the document's mean chunk embedding, and its most distinctive lexemes
 # (tf · idf within the collection) as the text leg's query terms.

@@ -17,7 +17,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from retriever.errors import CollectionNotFound, DocumentNotFound, InputError, LimitExceeded
+from retriever.errors import CollectionIncomplete, CollectionNotFound, DocumentNotFound, InputError, LimitExceeded
 from retriever.query import REGISTRY, build_search, like_statement, session_settings
 from retriever.results import Hit, SearchParams
 from retriever.settings import Settings
@@ -84,7 +84,8 @@ def search_steps(
 
     `query` is validated text (ignored with `like`); `embedding` is the query's, needed by
     the vector leg unless `like` names a stored document, made by `model_name` (None: a
-    caller's vector, whose size alone can be checked). Raises `CollectionNotFound`,
+    caller's vector, whose size alone can be checked). Raises `CollectionIncomplete` (a
+    search that reads the text leg while a first load has not built it), `CollectionNotFound`,
     `DocumentNotFound`, `EmbeddingMismatch` (another model, or another vector size).
     """
     validate_name(collection_name)
@@ -93,6 +94,11 @@ def search_steps(
         raise CollectionNotFound(f"no collection named {collection_name!r}")
     *row, iterative_scan = found[0]
     collection = Collection(*row)
+    if not collection.complete and (params.mode != "vector" or like is not None):
+        raise CollectionIncomplete(
+            f"collection {collection_name!r} is being loaded, or its first load was interrupted: its text search "
+            f"is not ready; rerun the ingest or run `hybrid-rag maintain -c {collection_name}`"
+        )
     terms: list[str] | None = None
     if like is not None:
         stored = (yield Step([like_statement(collection, like)])).rows

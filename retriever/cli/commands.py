@@ -155,6 +155,7 @@ def collections_command(as_json: bool, database_url: str | None) -> None:
             "embedding_model": c.embedding_model,
             "dimensions": c.dimensions,
             "text_config": c.text_config,
+            "complete": c.complete,
         }
         for c in found
     ]
@@ -165,7 +166,8 @@ def collections_command(as_json: bool, database_url: str | None) -> None:
         click.echo("no collections yet: hybrid-rag ingest PATH --collection NAME")
     for row in rows:
         model = f"{row['embedding_model']} ({row['dimensions']}d, {row['text_config']})"
-        click.echo(f"{row['name']:<24} {row['chunks']:>9} chunks  {model}")
+        state = "" if row["complete"] else f"  INCOMPLETE (a load did not finish): hybrid-rag maintain -c {row['name']}"
+        click.echo(f"{row['name']:<24} {row['chunks']:>9} chunks  {model}{state}")
 
 
 @click.command("maintain")

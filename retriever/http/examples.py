@@ -119,6 +119,7 @@ COLLECTIONS = [
                     "embedding_model": "local:all-MiniLM-L6-v2",
                     "dimensions": 384,
                     "text_config": "english",
+                    "complete": True,
                 }
             ]
         },

@@ -129,7 +129,7 @@ async def collections(request: Request[Any, Any, State], engine: EngineDep) -> C
     found = await engine.acollections()
     return CollectionList(
         [
-            CollectionInfo(c.name, c.chunk_count, c.embedding_model, c.dimensions, c.text_config)
+            CollectionInfo(c.name, c.chunk_count, c.embedding_model, c.dimensions, c.text_config, c.complete)
             for c in found
             if grant.allows(c.name)
         ]

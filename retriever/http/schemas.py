@@ -162,13 +162,16 @@ class IngestSummary(Struct):
 
 
 class CollectionInfo(Struct):
-    """One collection: its size and the embeddings it was built with."""
+    """One collection: its size, the embeddings it was built with, and whether its load finished
+    (`complete` false: a first load is running or was interrupted; text search answers 409 until
+    `hybrid-rag maintain` or the next ingest completes it)."""
 
     name: str
     chunks: int
     embedding_model: str
     dimensions: int
     text_config: str
+    complete: bool
 
 
 class CollectionList(Struct):

@@ -75,8 +75,17 @@ class BatchWriter:
         return conn
 
     def _write(self, batch: Sequence[PreparedDocument], vectors: np.ndarray, replacing: bool) -> float:
+        """Write one batch. Stored hashes were read without the write lock, so another writer may
+        have stored some of these documents since: outside a bulk load every batch replaces, and
+        a bulk batch that met another writer's document is rolled back and written again, replacing."""
         start = time.perf_counter()
-        write_documents(self._connection(), self.collection, batch, vectors, bulk=self.bulk, replacing=replacing)
+        conn = self._connection()
+        try:
+            write_documents(conn, self.collection, batch, vectors, bulk=self.bulk, replacing=replacing or not self.bulk)
+        except psycopg.errors.UniqueViolation:
+            if replacing or not self.bulk:
+                raise
+            write_documents(conn, self.collection, batch, vectors, bulk=True, replacing=True)
         return time.perf_counter() - start
 
     def submit(self, batch: Sequence[PreparedDocument], vectors: np.ndarray, *, replacing: bool = True) -> None:

@@ -12,6 +12,7 @@ from retriever.store.tables import SCHEMA, SIDE_TABLES, Collection, validate_nam
 
 __all__ = [
     "INDEXES",
+    "REGISTRY_COLUMNS",
     "check_embeddings",
     "create_collection",
     "drop_collection",
@@ -23,13 +24,13 @@ __all__ = [
     "missing_indexes",
 ]
 
-_SELECT = sql.SQL(
-    """
-    SELECT name, embedding_model, dimensions, text_config::text AS text_config,
-           chunk_count, total_length, created_at
-    FROM hybrid_rag.collections
-    """
+# A collection is complete once its posting blocks are indexed: a bulk load drops that index
+# first and builds it last, so a load that is running, or was killed, leaves it missing.
+REGISTRY_COLUMNS = sql.SQL(
+    """name, embedding_model, dimensions, text_config::text AS text_config, chunk_count, total_length,
+       created_at, to_regclass('hybrid_rag.' || quote_ident(name || '_postings_order')) IS NOT NULL AS complete"""
 )
+_SELECT = sql.SQL("SELECT {} FROM hybrid_rag.collections ").format(REGISTRY_COLUMNS)
 
 
 def get_collection(conn: psycopg.Connection, name: str) -> Collection:
@@ -147,6 +148,9 @@ INDEXES = {
 }
 
 
+_INDEX_LOCK = "SELECT pg_advisory_xact_lock(hashtext('hybrid_rag.index:' || %(index)s))"
+
+
 def ensure_index(
     conn: psycopg.Connection,
     collection: Collection,
@@ -156,11 +160,15 @@ def ensure_index(
     hnsw_m: int = 16,
     ef_construction: int = 64,
 ) -> None:
-    """Build one search index (`embedding_hnsw` or `tsv_gin`) if it is missing."""
+    """Build one search index (`embedding_hnsw` or `tsv_gin`) if it is missing.
+
+    Two writers finishing loads at once build it once: the second waits, then finds it.
+    """
     rows = collection.chunk_count if rows is None else rows
     # HNSW builds in memory when the graph fits: ~ rows × dims × 4 B × 2, within [64 MB, 4 GB].
     work_mb = max(64, min(4096, rows * collection.dimensions * 8 // 1_000_000 + 64))
     with conn.transaction(), conn.cursor() as cur:
+        cur.execute(_INDEX_LOCK, {"index": collection.index_name(kind)})
         cur.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}").format(sql.Literal(f"{work_mb}MB")))
         cur.execute("SET LOCAL max_parallel_maintenance_workers = 2")
         cur.execute(

@@ -14,8 +14,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from retriever.store.collections import INDEXES, ensure_indexes
-from retriever.store.postings import REBUILD_TOMBSTONES, refresh_postings, stale_share
+from retriever.store.collections import INDEXES, ensure_indexes, get_collection
+from retriever.store.postings import REBUILD_TOMBSTONES, bulk_pending, refresh_postings, stale_share
 from retriever.store.tables import SCHEMA, SIDE_TABLES, Collection
 
 __all__ = ["CollectionStats", "collection_stats", "maintain_collection"]
@@ -96,13 +96,14 @@ def collection_stats(conn: psycopg.Connection, collection: Collection) -> Collec
 
 
 def maintain_collection(conn: psycopg.Connection, collection: Collection, *, reindex: bool = False) -> CollectionStats:
-    """Drop unused terms, rebuild posting blocks with many tombstones, (re)build missing or
-    requested indexes, VACUUM ANALYZE every table.
+    """Finish an interrupted first load, drop unused terms, rebuild posting blocks with many
+    tombstones, (re)build missing or requested indexes, VACUUM ANALYZE every table.
 
     Needs an autocommit connection: VACUUM cannot run inside a transaction.
     """
-    if reindex or stale_share(conn, collection) > REBUILD_TOMBSTONES:
+    if reindex or bulk_pending(conn, collection) or stale_share(conn, collection) > REBUILD_TOMBSTONES:
         refresh_postings(conn, collection)  # writes to this collection wait meanwhile; searches do not
+        collection = get_collection(conn, collection.name)  # its statistics, rebuilt
     conn.execute(sql.SQL("DELETE FROM {} WHERE df <= 0").format(collection.table("terms")))
     if reindex:
         for index in INDEXES:

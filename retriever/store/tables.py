@@ -57,6 +57,7 @@ class Collection:
     chunk_count: int  # N of BM25
     total_length: int  # Σ chunk lengths in lexemes: N × avgdl
     created_at: datetime
+    complete: bool = True  # False while a first (bulk) load has not built the posting blocks
 
     def table(self, suffix: str = "") -> sql.Identifier:
         """`hybrid_rag.<name>` or one of its side tables (`documents`, `postings`, `terms`, `tombstones`)."""

@@ -107,16 +107,19 @@ def write_documents(
 ) -> int:
     """Replace these documents' chunks with the given ones, atomically; returns chunks written.
 
-    `embeddings` has one row per chunk, in document then chunk order. `replacing=False`
-    promises that none of the documents is stored yet (no old chunks to delete); `bulk`
-    appends chunks only, for a load between `begin_bulk` and `refresh_postings`.
+    `embeddings` has one row per chunk, in document then chunk order. `bulk` appends
+    chunks only, for a load between `begin_bulk` and `refresh_postings`; a bulk batch that
+    is not `replacing` shares the collection's write lock with the load's other batches
+    and deletes nothing, so a document another writer stored meanwhile makes it fail with
+    `psycopg.errors.UniqueViolation` (the batch is rolled back whole; retry it replacing).
     """
     chunks = [chunk for document in documents for chunk in document.chunks]
     if len(chunks) != len(embeddings):
         raise ValueError(f"{len(chunks)} chunks but {len(embeddings)} embeddings")
     document_ids = [document.document_id for document in documents]
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute(SHARED_WRITE_LOCK if bulk else WRITE_LOCK, {"collection": collection.name})
+        appending = bulk and not replacing
+        cur.execute(SHARED_WRITE_LOCK if appending else WRITE_LOCK, {"collection": collection.name})
         removed_chunks, removed_length = _remove(cur, collection, document_ids) if replacing else (0, 0)
         with cur.copy(_format(_COPY, collection)) as copy:
             copy.set_types(["text", "text", "int4", "text", "jsonb", "text", "vector"])

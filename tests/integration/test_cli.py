@@ -226,6 +226,7 @@ def test_collections_lists_names_counts_and_the_embedding_model(ingested):
         "embedding_model": "local:all-MiniLM-L6-v2",
         "dimensions": 384,
         "text_config": "english",
+        "complete": True,
     } in listed
 
 

@@ -178,7 +178,14 @@ async def test_collections_lists_names_counts_and_model(client, filled):
     assert response.status_code == 200
     mine = [c for c in response.json()["collections"] if c["name"] == filled]
     assert mine == [
-        {"name": filled, "chunks": 3, "embedding_model": "test:hash-32", "dimensions": 32, "text_config": "english"}
+        {
+            "name": filled,
+            "chunks": 3,
+            "embedding_model": "test:hash-32",
+            "dimensions": 32,
+            "text_config": "english",
+            "complete": True,
+        }
     ]
 
 

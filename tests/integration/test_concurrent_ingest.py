@@ -1,0 +1,149 @@
+"""Concurrent writers of one collection: both succeed, and the collection equals one ingest of the union.
+
+Specification: two ingests of overlapping documents into one collection, started at the
+same moment (as two CLI runs, CLI + HTTP, or two HTTP requests would be), both finish
+without an error, and afterwards the collection holds exactly what one ingest of the
+union would: the same documents and hashes, chunks, live postings, document frequencies
+and BM25 statistics. That holds for a collection that already has documents (writes
+replace under the collection's lock) and for a first load (both writers bulk-load; a
+batch that meets the other writer's document is written again, replacing it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from litestar.testing import AsyncTestClient
+from psycopg import sql
+
+from ingest import ChunkingConfig, SourceDocument
+from retriever import Engine
+from retriever.connections import open_primary
+from retriever.http import create_app
+from retriever.store.collections import drop_collection
+
+CHUNKING = ChunkingConfig(chunk_size=100, chunk_overlap=0)  # ~3 chunks a document: several write batches
+REPETITIONS = 20
+
+
+def documents(numbers: range) -> list[SourceDocument]:
+    return [
+        SourceDocument(
+            f"doc-{i:03d}",
+            " ".join(f"sentence {j} of note {i} on topic{i % 7} and term{(i * j) % 13}." for j in range(5)),
+            f"Note {i}",
+            "t",
+            {"n": i},
+        )
+        for i in numbers
+    ]
+
+
+SEED = documents(range(1000, 1001))
+FIRST, SECOND = range(0, 100), range(50, 150)  # 100 + 100 documents, 50 in common
+
+
+def state(name: str, settings) -> dict[str, object]:
+    """Everything one ingest of a set of documents determines, independent of how blocks were cut."""
+    table = {
+        suffix: sql.Identifier("hybrid_rag", f"{name}__{suffix}" if suffix else name)
+        for suffix in ("", "documents", "postings", "terms", "tombstones")
+    }
+    queries = {
+        "documents": "SELECT document_id, hash, chunk_count FROM {documents} ORDER BY 1",
+        "chunks": "SELECT id, document_id, content_hash, metadata::text FROM {chunks} ORDER BY 1",
+        "live postings": """
+            SELECT p.term, c.id, k.tf, k.length
+            FROM {postings} p CROSS JOIN unnest(p.chunk_keys, p.tfs, p.lengths) AS k(key, tf, length)
+            JOIN {chunks} c ON c.key = k.key
+            WHERE NOT EXISTS (SELECT FROM {tombstones} d WHERE d.key = k.key)
+            ORDER BY 1, 2""",
+        "document frequencies": "SELECT term, df FROM {terms} WHERE df > 0 ORDER BY 1",
+        "statistics": "SELECT chunk_count, total_length FROM hybrid_rag.collections WHERE name = %(name)s",
+    }
+    with open_primary(settings) as conn:
+        return {
+            label: conn.execute(
+                sql.SQL(statement).format(
+                    chunks=table[""],
+                    documents=table["documents"],
+                    postings=table["postings"],
+                    terms=table["terms"],
+                    tombstones=table["tombstones"],
+                ),
+                {"name": name},
+            ).fetchall()
+            for label, statement in queries.items()
+        }
+
+
+@pytest.fixture
+def names(settings) -> Iterator[list[str]]:
+    """Collection names to use; every one is dropped afterwards."""
+    made: list[str] = []
+    yield made
+    with open_primary(settings) as conn:
+        for name in made:
+            drop_collection(conn, name)
+
+
+def fresh(names: list[str]) -> str:
+    names.append(f"t_{uuid.uuid4().hex[:12]}")
+    return names[-1]
+
+
+def ingest_at_once(engine: Engine, name: str, batches: list[list[SourceDocument]]) -> list[BaseException]:
+    """Run one ingest per batch of documents in its own thread, all released together; returns their errors."""
+    start = threading.Barrier(len(batches))
+    errors: list[BaseException] = []
+
+    def run(batch: list[SourceDocument]) -> None:
+        start.wait()
+        try:
+            engine.ingest(name, batch, CHUNKING)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(batch,)) for batch in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+@pytest.mark.parametrize("seeded", [True, False], ids=["collection-with-documents", "first-load"])
+def test_overlapping_concurrent_ingests_both_succeed_and_equal_one_ingest_of_the_union(
+    settings, fake_model, names, seeded
+):
+    engine = Engine(settings, model=fake_model)
+    reference = fresh(names)
+    engine.ingest(reference, (SEED if seeded else []) + documents(range(FIRST.start, SECOND.stop)), CHUNKING)
+    expected = state(reference, settings)
+
+    for repetition in range(REPETITIONS):
+        name = fresh(names)
+        if seeded:
+            engine.ingest(name, SEED, CHUNKING)
+        errors = ingest_at_once(engine, name, [documents(FIRST), documents(SECOND)])
+        assert errors == [], f"repetition {repetition}: {errors!r}"
+        found = state(name, settings)
+        for part, rows in expected.items():
+            assert found[part] == rows, f"repetition {repetition}: {part} differ"
+
+
+async def test_two_requests_posting_the_same_new_document_both_succeed(settings, fake_model, names):
+    name = fresh(names)
+    body = {"documents": [{"id": "same", "text": "one document posted twice at the same moment"}]}
+    async with AsyncTestClient(create_app(settings, model=fake_model)) as client:
+        responses = await asyncio.gather(
+            *(client.post(f"/v1/collections/{name}/documents", json=body) for _ in range(2))
+        )
+    assert [response.status_code for response in responses] == [200, 200], [r.text for r in responses]
+    found = state(name, settings)
+    assert [row[0] for row in found["documents"]] == ["same"]
+    assert len(found["chunks"]) == 1
