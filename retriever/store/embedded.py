@@ -58,13 +58,19 @@ def embedded_dsn(home: Path) -> str:
         server = pgserver.get_server(pgdata, cleanup_mode=None)
         with pgserver.PostgresServer._lock:  # no other process reads the pid file while this restarts
             _size_shared_buffers(pgserver, server)
-    except OSError as exc:
-        if exc.errno in _FOLDER_ERRNOS:
+    except Exception as exc:  # pgserver raises OS, subprocess and assertion errors alike
+        _forget(pgserver, pgdata)  # else the next call in this process gets the failed handle back
+        if isinstance(exc, OSError) and exc.errno in _FOLDER_ERRNOS:
             raise _home_error(home, exc) from exc
         raise _start_error(pgdata, exc) from exc
-    except Exception as exc:  # pgserver raises subprocess and assertion errors alike
-        raise _start_error(pgdata, exc) from exc
     return server.get_uri()
+
+
+def _forget(pgserver, pgdata: Path) -> None:  # type: ignore[no-untyped-def]
+    """Drop pgserver's in-process handle on `pgdata` (stopped or failed), and its exit hook."""
+    server = pgserver.PostgresServer._instances.pop(pgdata, None)
+    if server is not None:
+        atexit.unregister(server._cleanup)
 
 
 def _prepare_home(home: Path) -> Path:
@@ -226,5 +232,4 @@ def stop_embedded(home: Path) -> None:
         return
     server = pgserver.get_server(pgdata, cleanup_mode=None)
     pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user)
-    atexit.unregister(server._cleanup)  # already stopped: nothing left for pgserver to clean
-    pgserver.PostgresServer._instances.pop(pgdata, None)
+    _forget(pgserver, pgdata)  # already stopped: nothing left for pgserver to clean
