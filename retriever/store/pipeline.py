@@ -16,6 +16,7 @@ from tqdm import tqdm
 from ingest import ChunkingConfig, SkippedSource, SourceDocument, document_hash, split_document
 from retriever.embeddings import EmbeddingModel
 from retriever.store.batches import BatchWriter, Connect
+from retriever.store.collections import check_embeddings
 from retriever.store.tables import Collection
 from retriever.store.writer import PreparedDocument, existing_hashes
 
@@ -112,6 +113,7 @@ def ingest_documents(
                 begin = time.perf_counter()
                 vectors = model.embed_documents([c.content for d in changed for c in d.chunks])
                 report.embed_s += time.perf_counter() - begin
+                check_embeddings(collection, model.name, vectors.shape[1])  # a model may change size, not name
                 writer.submit(changed, vectors, replacing=any(d.document_id in stored for d in changed))
                 report.new_chunks += len(vectors)
                 bar.set_postfix(new_chunks=report.new_chunks)
