@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -34,6 +36,29 @@ def _weights(raw: str) -> tuple[float, float]:
     except ValueError:
         raise CliError(f"--weights must be two numbers like 1,0.7 (vector,text), got {raw!r}") from None
     return vector, text
+
+
+def _queries(ids: list[str], shown: int = 10) -> str:
+    """'2 judged queries (q1, q2)', naming the first `shown`."""
+    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+    return f"{len(ids)} judged {'query' if len(ids) == 1 else 'queries'} ({', '.join(ids[:shown])}{more})"
+
+
+def query_notes(results: Mapping[str, Any]) -> list[str]:
+    """A line each on the judged queries that failed, and those longer than the model's window (when any)."""
+    notes = []
+    failed = results.get("failed_queries") or {}
+    if failed.get("count"):
+        first = failed["ids"][0]
+        notes.append(
+            f"warning: the search refused {_queries(failed['ids'])}, each scored as an empty ranking "
+            f"({first}: {failed['reasons'][first]})"
+        )
+    truncated = results.get("truncated_queries") or {}
+    if truncated.get("count"):
+        limit = truncated["limit_tokens"]
+        notes.append(f"note: the embedding model read only the first {limit} tokens of {_queries(truncated['ids'])}")
+    return notes
 
 
 @click.command("eval")
@@ -83,6 +108,11 @@ def eval_command(
     Writes results.json, <mode>.trec (TREC run files), report.md and chart.png into
     --out, and prints the table.
 
+    Every judged query is searched whole (MAX_QUERY_CHARS guards requests only).
+    A query the search refuses (e.g. an empty one) scores as an empty ranking, and
+    one longer than the local model's token window is embedded from its start:
+    both are listed in results.json (failed_queries, truncated_queries) and here.
+
     --sweep instead scores every combination of rrf_k (10 20 40 60 100), weights
     vector,text (1,1 1,0.7 0.7,1 1,1.5 1.5,1) and candidates (50 100 200) for the
     hybrid mode on one split (train by default: tune on train, report on test),
@@ -113,6 +143,8 @@ def eval_command(
     if sweep:
         swept = run_sweep(dataset, settings, name, out, k=k, chunking=chunking, progress=progress, echo=echo)
         click.echo(sweep_table(swept))
+        for note in query_notes(swept):
+            echo(note)
         click.echo(
             f"wrote {out / 'sweep.json'} and {out / 'sweep.md'} in {swept['wall_s']:.0f}s "
             f"(the legs in the database: {swept['legs_s']:.0f}s)"
@@ -121,4 +153,6 @@ def eval_command(
     params = EvalParams(chosen_modes, k, candidates, rrf_k, weight_pair, chunking)
     results = run_eval(dataset, settings, name, params, out, progress=progress, echo=echo)
     click.echo(console_table(results))
+    for note in query_notes(results):
+        echo(note)
     click.echo(f"wrote results.json, report.md, chart.png and TREC runs to {out} in {results['wall_s']:.0f}s")

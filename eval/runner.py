@@ -3,6 +3,10 @@
 Latency, per query: end to end = the query's embedding time (measured once, up front, with
 the real model; `text` and `bm25` embed nothing) + the `search` call; database time = the
 search statement alone (`SearchResult.extra["db_ms"]`). `bm25` is timed end to end only.
+
+Every judged query is scored, whole (`MAX_QUERY_CHARS` guards requests, not test collections);
+one longer than the model's token window is reported as truncated, one whose search is refused
+as its own fault (e.g. empty) scores as an empty ranking and is reported as failed.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +28,7 @@ from eval.documents import chunks_to_documents
 from eval.metrics import score_run
 from eval.report import write_chart, write_markdown, write_results, write_trec_run
 from ingest import ChunkingConfig, SkippedSource
-from retriever import EmbeddingModel, Engine, IngestReport, SearchParams, Settings
+from retriever import EmbeddingMismatch, EmbeddingModel, Engine, IngestReport, InputError, SearchParams, Settings
 
 __all__ = [
     "DEFAULT_CHUNKING",
@@ -93,6 +97,8 @@ class ModeRun:
     run: Run = field(default_factory=dict)
     latency_ms: list[float] = field(default_factory=list)
     db_ms: list[float] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    """Query id -> why its search was refused (it is scored as an empty ranking)."""
 
 
 def default_collection_name(root: Path) -> str:
@@ -101,11 +107,54 @@ def default_collection_name(root: Path) -> str:
     return ("beir_" + stem)[:40].rstrip("_")
 
 
-def eval_settings(settings: Settings, depth: int) -> Settings:
-    """`settings` with limits raised so that a search may return `depth` chunks from legs `depth` deep."""
+def eval_settings(settings: Settings, depth: int, queries: Iterable[str] = ()) -> Settings:
+    """`settings` with limits raised (never lowered) for an evaluation's own searches: a search may return
+    `depth` chunks from legs `depth` deep, and each of `queries` (the judged ones) is searched whole."""
     return dataclasses.replace(
-        settings, max_k=max(settings.max_k, depth), max_candidates=max(settings.max_candidates, depth)
+        settings,
+        max_k=max(settings.max_k, depth),
+        max_candidates=max(settings.max_candidates, depth),
+        max_query_chars=max(settings.max_query_chars, max(map(len, queries), default=0)),
     )
+
+
+def truncated_queries(model: EmbeddingModel, queries: Mapping[str, str]) -> dict[str, Any] | None:
+    """The queries longer than the model's token window (it embeds only their first `limit_tokens` tokens), or
+    None when the model exposes no window (an OpenAI model, a test double)."""
+    # The one reach into private state: LocalEmbeddings keeps its SentenceTransformer as `_model`, which cuts
+    # every text at `max_seq_length` tokens, [CLS] and [SEP] included.
+    transformer = getattr(model.embeddings, "_model", None)
+    limit, tokenizer = getattr(transformer, "max_seq_length", None), getattr(transformer, "tokenizer", None)
+    if not isinstance(limit, int) or tokenizer is None:
+        return None
+    ids = [qid for qid, text in queries.items() if len(tokenizer(text, verbose=False)["input_ids"]) > limit]
+    return {"count": len(ids), "limit_tokens": limit, "ids": ids}
+
+
+def search_one(
+    engine: Engine, collection: str, qid: str, text: str, params: SearchParams, failed: dict[str, str], **kwargs: Any
+) -> Any:
+    """`engine.search`, or None with the reason in `failed[qid]` when it refuses the query as the query's own fault.
+
+    A batch never dies on one item; a collection of another model (`EmbeddingMismatch`) or an outage
+    (`DatabaseUnavailable`) is no one item's fault, and still ends the run."""
+    try:
+        return engine.search(collection, text, params, **kwargs)
+    except EmbeddingMismatch:
+        raise
+    except InputError as exc:
+        failed[qid] = str(exc)
+        return None
+
+
+def failed_queries(failed_by_mode: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    """Every query a search refused in some mode: ids, each one's reason, and the modes it failed in."""
+    reasons: dict[str, str] = {}
+    for failed in failed_by_mode.values():
+        for qid, reason in failed.items():
+            reasons.setdefault(qid, reason)
+    by_mode = {mode: list(failed) for mode, failed in failed_by_mode.items() if failed}
+    return {"count": len(reasons), "ids": list(reasons), "reasons": reasons, "modes": by_mode}
 
 
 def ingest_corpus(
@@ -128,6 +177,8 @@ def embed_queries(
     model.embed_query("warm-up")  # the first call pays one-time setup that no live query sees
     embedded = {}
     for qid, text in tqdm(queries.items(), desc="embed queries", unit=" q", disable=not progress):
+        if not text.strip():
+            continue  # nothing to embed: its search fails as that one query's
         start = time.perf_counter()
         vector = model.embed_query(text)
         embedded[qid] = (vector, (time.perf_counter() - start) * 1000)
@@ -143,19 +194,23 @@ def run_database_mode(
     *,
     progress: bool,
 ) -> ModeRun:
-    """Every query through `search` on one connection, the first one run twice (warm-up)."""
+    """Every query through `search` on one connection; the first one that runs runs twice (warm-up)."""
     result = ModeRun()
     uses_vector = params.mode in ("hybrid", "vector")
     engine = Engine(settings)
+    params.validate(settings)  # a bad parameter is the run's fault, not each query's
     with engine.reader() as conn:
 
         def one(qid: str) -> Any:
-            vector = embedded[qid][0] if uses_vector else None
-            return engine.search(collection, queries[qid], params, embedding=vector, conn=conn)
+            vector = embedded[qid][0] if uses_vector and qid in embedded else None
+            return search_one(engine, collection, qid, queries[qid], params, result.failed, embedding=vector, conn=conn)
 
-        one(next(iter(queries)))
+        any(one(qid) is not None for qid in queries)  # warm-up: up to the first query that runs
         for qid in tqdm(queries, desc=params.mode, unit=" q", disable=not progress):
             found = one(qid)
+            if found is None:
+                result.run[qid] = {}
+                continue
             embed_ms = embedded[qid][1] if uses_vector else 0.0
             result.latency_ms.append(embed_ms + found.took_ms)
             result.db_ms.append(found.extra["db_ms"])
@@ -176,7 +231,9 @@ def run_bm25(baseline: Bm25Baseline, queries: Mapping[str, str], k: int, *, prog
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
-    """p50 and p95 in milliseconds, rounded to microseconds."""
+    """p50 and p95 in milliseconds, rounded to microseconds (0 when no query ran)."""
+    if not values:
+        return {"p50": 0.0, "p95": 0.0}
     p50, p95 = np.percentile(values, [50, 95])
     return {"p50": round(float(p50), 3), "p95": round(float(p95), 3)}
 
@@ -193,14 +250,16 @@ def run_eval(
 ) -> dict[str, Any]:
     """Ingest, run each mode over the judged queries, score, and write every output into `out_dir`."""
     started = time.perf_counter()
-    settings = eval_settings(settings, max(params.k, params.candidates))
+    settings = eval_settings(settings, max(params.k, params.candidates), dataset.queries.values())
     database_modes = [mode for mode in params.modes if mode != "bm25"]
-    ingest, embedded, embeddings = None, {}, None
+    ingest, embedded, embeddings, truncated = None, {}, None, None
     if database_modes:
         ingest = ingest_corpus(settings, collection, dataset, params.chunking, progress=progress, echo=echo)
         embeddings = Engine(settings).collection(collection).embedding_model
     if {"hybrid", "vector"} & set(params.modes):
-        embedded = embed_queries(Engine(settings).model, dataset.queries, progress=progress)
+        model = Engine(settings).model
+        embedded = embed_queries(model, dataset.queries, progress=progress)
+        truncated = truncated_queries(model, dataset.queries)
 
     runs: dict[str, ModeRun] = {}
     for mode in params.modes:
@@ -218,6 +277,8 @@ def run_eval(
         "split": dataset.split,
         "queries": len(dataset.queries),
         "skipped_queries": dataset.skipped_queries,
+        "failed_queries": failed_queries({mode: measured.failed for mode, measured in runs.items()}),
+        **({"truncated_queries": truncated} if truncated is not None else {}),
         "collection": collection,
         "parameters": params.describe(embeddings),
         "modes": {},

@@ -20,7 +20,17 @@ from tqdm import tqdm
 from eval.beir import BeirDataset
 from eval.documents import chunks_to_documents
 from eval.metrics import METRICS, score_run
-from eval.runner import DEFAULT_CHUNKING, Echo, Run, embed_queries, eval_settings, ingest_corpus
+from eval.runner import (
+    DEFAULT_CHUNKING,
+    Echo,
+    Run,
+    embed_queries,
+    eval_settings,
+    failed_queries,
+    ingest_corpus,
+    search_one,
+    truncated_queries,
+)
 from ingest import ChunkingConfig
 from retriever import Engine, SearchParams, Settings, rrf_fuse
 
@@ -47,6 +57,8 @@ class Legs:
     rankings: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     """Query id -> {leg: chunk ids, best first}."""
     document_of: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Leg -> {query id: why its search was refused}; such a query's ranking in that leg is empty."""
 
 
 def run_legs(
@@ -58,17 +70,22 @@ def run_legs(
     *,
     progress: bool = False,
 ) -> Legs:
-    """Run the vector and the text leg alone, `candidates` chunks deep, exactly as the hybrid statement would."""
+    """Run the vector and the text leg alone, `candidates` chunks deep, exactly as the hybrid statement would.
+
+    A query the search refuses as its own fault (e.g. an empty one) ranks nothing and is listed in `failed`.
+    """
     legs = Legs({qid: {} for qid in queries})
     engine = Engine(settings)
     with engine.reader() as conn:
         for leg in LEGS:
             params = SearchParams(k=candidates, mode=leg, candidates=candidates)  # type: ignore[arg-type]
+            params.validate(settings)  # a bad parameter is the run's fault, not each query's
             rank_of = "vector_rank" if leg == "vector" else "text_rank"
+            failed = legs.failed.setdefault(leg, {})
             for qid, text in tqdm(queries.items(), desc=f"{leg} leg @{candidates}", unit=" q", disable=not progress):
-                vector = embedded[qid][0] if leg == "vector" else None
-                hits = engine.search(collection, text, params, embedding=vector, conn=conn).hits
-                hits = sorted(hits, key=lambda hit: getattr(hit, rank_of))
+                vector = embedded[qid][0] if leg == "vector" and qid in embedded else None
+                found = search_one(engine, collection, qid, text, params, failed, embedding=vector, conn=conn)
+                hits = sorted(found.hits if found is not None else [], key=lambda hit: getattr(hit, rank_of))
                 legs.rankings[qid][leg] = [hit.id for hit in hits]
                 legs.document_of.update((hit.id, hit.document_id) for hit in hits)
     return legs
@@ -108,10 +125,12 @@ def run_sweep(
 ) -> dict[str, Any]:
     """Score every grid setting of the hybrid fusion on one split; write sweep.json and sweep.md."""
     started = time.perf_counter()
-    settings = eval_settings(settings, max((k, *grid.candidates)))
+    settings = eval_settings(settings, max((k, *grid.candidates)), dataset.queries.values())
     model = Engine(settings).model
     ingest_corpus(settings, collection, dataset, chunking, progress=progress, echo=echo)
     embedded = embed_queries(model, dataset.queries, progress=progress)
+    truncated = truncated_queries(model, dataset.queries)
+    failed: dict[str, dict[str, str]] = {leg: {} for leg in LEGS}
     rows: list[dict[str, Any]] = []
     legs_alone: dict[str, dict[str, dict[str, float]]] = {}
     database_s = 0.0
@@ -119,6 +138,8 @@ def run_sweep(
         begin = time.perf_counter()
         legs = run_legs(settings, collection, dataset.queries, embedded, candidates, progress=progress)
         database_s += time.perf_counter() - begin
+        for leg, refused in legs.failed.items():
+            failed[leg].update(refused)
         legs_alone[str(candidates)] = {leg: score_run(dataset.qrels, leg_run(legs, leg, k)) for leg in LEGS}
         for rrf_k in grid.rrf_ks:
             for weights in grid.weights:
@@ -136,6 +157,8 @@ def run_sweep(
         "dataset": dataset.root.resolve().name,
         "split": dataset.split,
         "queries": len(dataset.queries),
+        "failed_queries": failed_queries(failed),
+        **({"truncated_queries": truncated} if truncated is not None else {}),
         "collection": collection,
         "parameters": {
             "k": k,

@@ -19,13 +19,12 @@ import anyio
 import anyio.to_thread
 import numpy as np
 import psycopg
-from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from ingest import ChunkingConfig, IngestInputError, SkippedSource, SourceDocument, iter_documents, iter_records
 from retriever.connections import ApiPools, ensure_migrated, open_primary
 from retriever.embeddings import EmbeddingModel, get_embedding_model
-from retriever.errors import CollectionNotFound, DatabaseUnavailable, DocumentNotFound, HybridRagError, InputError
+from retriever.errors import CollectionNotFound, DocumentNotFound, HybridRagError, InputError, database_error
 from retriever.results import SearchParams, SearchResult
 from retriever.search import Steps, run_steps, run_steps_async, search_steps, validate_query
 from retriever.settings import Settings, get_settings
@@ -45,8 +44,10 @@ T = TypeVar("T")
 def map_errors() -> Iterator[None]:
     """Translate lower-level errors into ours: the one boundary where that happens.
 
-    psycopg's statement timeout and connection errors (the pool's timeout among them)
-    become `DatabaseUnavailable`; the ingest package's input errors become `InputError`.
+    psycopg's go by SQLSTATE (the table is `retriever.errors.database_error`): outages and
+    timeouts become `DatabaseUnavailable`, data exceptions `InputError`, PostgreSQL's limits
+    `LimitExceeded`, faults an operator must fix `DatabaseFault`; the ingest package's input
+    errors become `InputError`.
     """
     try:
         yield
@@ -54,11 +55,20 @@ def map_errors() -> Iterator[None]:
         raise
     except IngestInputError as exc:
         raise InputError(str(exc)) from None
-    except pg_errors.QueryCanceled as exc:
-        raise DatabaseUnavailable("the database did not answer in time (statement timeout)") from exc
-    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DatabaseUnavailable(f"database unreachable: {mask_dsn(first_line)}") from exc
+    except psycopg.Error as exc:
+        text = str(exc).strip()
+        line = mask_dsn(text.splitlines()[0] if text else type(exc).__name__)
+        sqlstate = getattr(exc, "sqlstate", None)  # None: psycopg's own refusals, lost connections, the pool
+        if sqlstate is None and isinstance(exc, psycopg.DataError):
+            sqlstate = "22000"  # a value psycopg cannot send (a NUL character)
+        elif sqlstate is None and "number of parameters must be between" in line:
+            sqlstate = "54000"  # libpq's own limit of 65535 bind parameters
+        elif sqlstate is None and isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+            sqlstate = "08000"  # could not connect, connection lost, no pooled connection in time
+        mapped = database_error(sqlstate, line, operational=isinstance(exc, psycopg.OperationalError))
+        if mapped is None:
+            raise
+        raise mapped from exc
 
 
 class Engine:

@@ -106,7 +106,7 @@ class DatabaseFault(HybridRagError):
     """The database answered with an error that retrying will not fix until an operator acts.
 
     The message is one line: what happened in plain words, the database's own first line,
-    and what to do. `summary` is the same without the database's words (HTTP clients get it).
+    and what to do. `summary` is the plain words alone: what an HTTP client is told.
     """
 
     def __init__(self, message: str, summary: str | None = None) -> None:
@@ -119,89 +119,60 @@ class DatabaseDiskFull(DatabaseFault):
 
 
 # SQLSTATE (a code, else its two-character class) → our class, what happened, what to do.
-# Connection failures without a SQLSTATE (could not connect, connection lost) are `map_errors`'
-# to recognise; it hands them over as class 08.
+# Connection failures without a SQLSTATE (could not connect, connection lost) are for
+# `map_errors` to recognise; it hands them over as class 08.
 _UNREACHABLE = "database unreachable"
 _SQLSTATES: dict[str, tuple[type[HybridRagError], str, str]] = {
-    "08": (DatabaseUnavailable, _UNREACHABLE, ""),  # connection exception
+    # passing trouble: retry later
+    "08": (DatabaseUnavailable, _UNREACHABLE, ""),  # connection_exception
     "57P01": (DatabaseUnavailable, _UNREACHABLE, ""),  # admin_shutdown
     "57P02": (DatabaseUnavailable, _UNREACHABLE, ""),  # crash_shutdown
-    "57P03": (DatabaseUnavailable, _UNREACHABLE, ""),  # cannot_connect_now (starting, recovering)
+    "57P03": (DatabaseUnavailable, _UNREACHABLE, ""),  # cannot_connect_now: starting up, recovering
     "57P05": (DatabaseUnavailable, _UNREACHABLE, ""),  # idle_session_timeout ended the session
     "53300": (DatabaseUnavailable, "the database accepts no more connections", ""),  # too_many_connections
     "57014": (DatabaseUnavailable, "the database did not answer in time", ""),  # query_canceled
     "55P03": (DatabaseUnavailable, "the database did not grant a lock in time", ""),  # lock_not_available
     "40": (DatabaseUnavailable, "the database aborted the transaction over a conflict with another one", ""),
-    "22": (InputError, "the database rejected a value", ""),  # data exception
+    # the caller's input
+    "22": (InputError, "the database rejected a value", ""),  # data_exception
     "54": (LimitExceeded, "over a PostgreSQL limit", ""),  # program_limit_exceeded
-    "53100": (
-        DatabaseDiskFull,
-        "the database server's disk is full",
-        "free disk space on the database server, then retry",
-    ),
-    "53200": (
-        DatabaseFault,
-        "the database server ran out of memory",
-        "give it more memory or lower its work_mem or its load, then retry",
-    ),
-    "53400": (
-        DatabaseFault,
-        "the database server reached a configured limit",
-        "raise the setting it names, then retry",
-    ),
-    "53": (DatabaseFault, "the database server ran out of a resource", "see the server's log, free it, then retry"),
-    "58030": (
-        DatabaseFault,
-        "the database server could not read or write its files",
-        "check the server's disks and its log",
-    ),
-    "58P01": (
-        DatabaseFault,
-        "a file the database server needs is missing",
-        "check the server's installation (pgvector's files among them) and its log",
-    ),
+    # an operator must act
+    "53100": (DatabaseDiskFull, "the database server's disk is full", "free disk space on it, then retry"),
+    "53200": (DatabaseFault, "the database server ran out of memory", "give it more memory or less load"),
+    "53400": (DatabaseFault, "the database server reached a configured limit", "raise the setting it names"),
+    "53": (DatabaseFault, "the database server ran out of a resource", "see the server's log"),
+    "58030": (DatabaseFault, "the database server could not read or write its files", "check its disks and log"),
+    "58P01": (DatabaseFault, "a file the database server needs is missing", "check its installation (pgvector)"),
     "58": (DatabaseFault, "the database server failed at the operating-system level", "see the server's log"),
-    "XX001": (
-        DatabaseFault,
-        "the database reports corrupted data",
-        "restore the table it names from a backup",
-    ),
-    "XX002": (
-        DatabaseFault,
-        "the database reports a corrupted index",
-        "REINDEX the index it names (`hybrid-rag maintain --reindex` rebuilds a collection's)",
-    ),
+    "XX001": (DatabaseFault, "the database reports corrupted data", "restore the table from a backup"),
+    "XX002": (DatabaseFault, "the database reports a corrupted index", "REINDEX it (`hybrid-rag maintain --reindex`)"),
     "XX": (DatabaseFault, "the database server failed internally", "see the server's log"),
-    "F0": (DatabaseFault, "the database server's configuration file is broken", "fix it (the log names the line)"),
+    "F0": (DatabaseFault, "the database server's configuration file is broken", "fix it (its log names the line)"),
     "42501": (
         DatabaseFault,
-        "the database role has no permission for this",
-        "grant it to the role of DATABASE_URL (or DATABASE_READ_URL for searches) on the schema hybrid_rag and its tables",
+        "the database role lacks a privilege",
+        "grant it to the role of DATABASE_URL (DATABASE_READ_URL for searches) on schema hybrid_rag and its tables",
     ),
-    "25006": (
-        DatabaseFault,
-        "the database accepts no writes (a standby, or read-only transactions)",
-        "point DATABASE_URL at the primary",
-    ),
+    "25006": (DatabaseFault, "the database accepts no writes (a standby?)", "point DATABASE_URL at the primary"),
 }
 
 
-def database_error(sqlstate: str | None, reported: str) -> HybridRagError | None:
+def database_error(sqlstate: str | None, reported: str, *, operational: bool = False) -> HybridRagError | None:
     """Our error for a database error by its SQLSTATE; None when the code is not one we classify.
 
-    `reported` is the database's first message line, passwords already masked. Client-side
-    conditions (timeouts, lost connections, data the database rejects) are
-    `DatabaseUnavailable`, `InputError` and `LimitExceeded`; server-side faults that an
-    operator must fix (disk, memory, files, corruption, privileges) are `DatabaseFault`.
+    `reported` is the database's first message line, passwords already masked. Passing
+    trouble (an outage, a timeout, a conflict) is `DatabaseUnavailable`; data the database
+    rejects, `InputError` or `LimitExceeded`; faults an operator must fix (disk, memory,
+    files, corruption, privileges), `DatabaseFault`, whose message says what to do.
+    `operational` (psycopg's OperationalError) keeps an unclassified code `DatabaseUnavailable`.
     """
-    if not sqlstate:
-        return None
-    found = _SQLSTATES.get(sqlstate) or _SQLSTATES.get(sqlstate[:2])
+    found = (_SQLSTATES.get(sqlstate) or _SQLSTATES.get(sqlstate[:2])) if sqlstate else None
     if found is None:
-        return None
+        failed = "the database could not run the statement"
+        return DatabaseUnavailable(f"{failed}: {reported}", failed) if operational else None
     kind, what, action = found
     if issubclass(kind, DatabaseFault):
-        return kind(f"{what} ({reported}): {action}", summary=f"{what}: {action}")
+        return kind(f"{what} ({reported}): {action}", summary=what)
     if issubclass(kind, DatabaseUnavailable):
         return kind(f"{what}: {reported}", summary="the database is unreachable" if what == _UNREACHABLE else what)
     return kind(f"{what}: {reported}")

@@ -8,6 +8,17 @@
     {"$and": [f, ...]}, {"$or": [f, ...]}   combinations; several keys in one object mean AND
 
 Keys and values always travel as query parameters, never as SQL text.
+
+A filter is checked against these limits before anything is compiled, so that it is refused
+up front (`LimitExceeded`, HTTP 422) instead of meeting PostgreSQL's own limits (65,535 bind
+parameters, statement size) as a database error:
+
+- values: one per condition (`{"k": v}`, `$ne`, `$gt`…, `$exists`) and one per element of
+  an `$in`/`$nin` list, at most `max_values` (the MAX_FILTER_VALUES setting, default 1000)
+  and never over HARD_MAX_VALUES (10,000): a value binds at most two parameters;
+- one key: at most MAX_KEY_CHARS (256) characters;
+- all its keys and strings together: at most MAX_FILTER_CHARS (1,000,000) characters;
+- `$and`/`$or` nesting: at most MAX_DEPTH (32) levels.
 """
 
 from __future__ import annotations
@@ -18,14 +29,25 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from retriever.errors import InvalidFilter
+from retriever.errors import InvalidFilter, LimitExceeded
 
-__all__ = ["OPERATORS", "compile_filter"]
+__all__ = [
+    "HARD_MAX_VALUES",
+    "MAX_DEPTH",
+    "MAX_FILTER_CHARS",
+    "MAX_KEY_CHARS",
+    "OPERATORS",
+    "check_filter",
+    "compile_filter",
+]
 
 OPERATORS = ("$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$exists")
 _RANGE = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _SCALAR = (str, int, float, bool, type(None))
 MAX_DEPTH = 32  # $and/$or nesting; far deeper would exhaust Python's recursion while composing SQL
+HARD_MAX_VALUES = 10_000  # ≤ 20,000 bind parameters, far below PostgreSQL's 65,535, whatever the settings say
+MAX_KEY_CHARS = 256
+MAX_FILTER_CHARS = 1_000_000
 
 
 class _Compiler:
@@ -89,12 +111,67 @@ class _Compiler:
         raise InvalidFilter(f"unknown filter operator {op!r} on {key!r}; operators: {', '.join(OPERATORS)}")
 
 
-def compile_filter(spec: Mapping[str, Any] | None, column: sql.Composable) -> tuple[sql.Composable, dict[str, Any]]:
+def check_filter(spec: Any, max_values: int | None = None) -> int:
+    """Check a filter against the limits (module docstring) before it is compiled; return its number of values.
+
+    `max_values` (the MAX_FILTER_VALUES setting) can only lower HARD_MAX_VALUES. Raises
+    `LimitExceeded` naming the count and the limit; whether the filter is well formed is
+    for `compile_filter` to say.
+    """
+    limit = HARD_MAX_VALUES if max_values is None else min(max_values, HARD_MAX_VALUES)
+    values, chars = _measure(spec)
+    if values > limit:
+        raise LimitExceeded(
+            f"the filter compares {values} values, over the limit of {limit} "
+            "(MAX_FILTER_VALUES: one per condition and per $in/$nin element)"
+        )
+    if chars > MAX_FILTER_CHARS:
+        raise LimitExceeded(
+            f"the filter's keys and strings hold {chars} characters, over the limit of {MAX_FILTER_CHARS}"
+        )
+    return values
+
+
+def _measure(spec: Any) -> tuple[int, int]:
+    """The filter's values and the characters of its keys and strings, walked without recursion
+    (so at any depth); a key over MAX_KEY_CHARS is refused at once."""
+    values = chars = 0
+    stack: list[tuple[Any, bool]] = [(spec, True)]  # (item, whether a filter object belongs there)
+    while stack:
+        item, is_filter = stack.pop()
+        if isinstance(item, str):
+            chars += len(item)
+        elif isinstance(item, list | tuple):
+            stack.extend((element, False) for element in item)
+        elif isinstance(item, Mapping):
+            for key, value in item.items():
+                chars += len(key) if isinstance(key, str) else 0
+                if not is_filter:  # a value: only its characters count
+                    stack.append((value, False))
+                elif key in ("$and", "$or"):
+                    stack.extend((element, True) for element in (value if isinstance(value, list) else ()))
+                elif isinstance(key, str) and len(key) > MAX_KEY_CHARS:
+                    raise LimitExceeded(f"a filter key has {len(key)} characters, over the limit of {MAX_KEY_CHARS}")
+                else:
+                    explicit = isinstance(value, Mapping) and any(str(op).startswith("$") for op in value)
+                    for op, operand in (value if explicit else {"$eq": value}).items():
+                        listed = op in ("$in", "$nin") and isinstance(operand, list)
+                        values += max(1, len(operand)) if listed else 1
+                        stack.append((operand, False))
+    return values, chars
+
+
+def compile_filter(
+    spec: Mapping[str, Any] | None, column: sql.Composable, *, max_values: int | None = None
+) -> tuple[sql.Composable, dict[str, Any]]:
     """Compile a filter into a boolean SQL expression over `column` (a jsonb) and its parameters.
 
     No filter and an empty object both match everything, as in MongoDB and LangChain's stores.
+    Raises `LimitExceeded` over the limits (`check_filter`; `max_values`: the MAX_FILTER_VALUES
+    setting) and `InvalidFilter` for anything that does not compile.
     """
     if spec is None or (isinstance(spec, Mapping) and not spec):
         return sql.SQL("true"), {}
+    check_filter(spec, max_values)
     compiler = _Compiler(column)
     return compiler.node(spec), compiler.params

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from retriever.errors import InputError, LimitExceeded
+from retriever.filters import check_filter
 from retriever.settings import Settings
 
 __all__ = ["DEFAULTS", "MODES", "Hit", "Mode", "SearchParams", "SearchResult"]
@@ -37,7 +38,8 @@ class SearchParams:
         return self.mode in ("hybrid", "vector")
 
     def validate(self, settings: Settings) -> SearchParams:
-        """Reject values no search should run with (`InputError`, `LimitExceeded`); returns self."""
+        """Reject values no search should run with (`InputError`, `LimitExceeded`, a filter over
+        MAX_FILTER_VALUES); returns self."""
         if self.mode not in MODES:
             raise InputError(f"unknown mode {self.mode!r}: use one of {', '.join(MODES)}")
         if not 1 <= self.k <= settings.max_k:
@@ -48,6 +50,7 @@ class SearchParams:
             raise InputError(f"rrf_k must be ≥ 0, got {self.rrf_k}")
         if len(self.weights) != 2 or any(w < 0 for w in self.weights) or not any(self.weights):
             raise InputError("weights must be two non-negative numbers (vector, text), not both 0")
+        check_filter(self.filter, settings.max_filter_values)  # before a query is embedded for nothing
         return self
 
 

@@ -63,6 +63,11 @@ class Settings:
     max_k: int = _env("MAX_K", "largest k a search may ask for", 100)
     max_candidates: int = _env("MAX_CANDIDATES", "largest per-leg depth a search may ask for", 1000)
     max_query_chars: int = _env("MAX_QUERY_CHARS", "longest query text accepted", 2000)
+    max_filter_values: int = _env(
+        "MAX_FILTER_VALUES",
+        "most values a search filter may compare with: one per condition and per $in/$nin element (10000 at most)",
+        1000,
+    )
     max_documents_per_request: int = _env("MAX_DOCUMENTS_PER_REQUEST", "documents per ingest request", 256)
     max_request_bytes: int = _env("MAX_REQUEST_BYTES", "largest HTTP request body", 4_000_000)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from langchain_core.embeddings import Embeddings
+from psycopg import sql
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -102,3 +103,40 @@ def fake_embeddings(monkeypatch, fake_model: EmbeddingModel) -> EmbeddingModel:
 
     monkeypatch.setattr(bench.cli, "get_embedding_model", lambda settings: fake_model)
     return fake_model
+
+
+@pytest.fixture
+def collection_state(settings: Settings):
+    """`state(name)`: everything an ingest of a set of documents determines in a collection, independent of
+    insertion order and of how posting blocks were cut: documents and hashes, chunks, live postings,
+    document frequencies and the BM25 statistics. Two collections with equal states rank text alike."""
+
+    def state(name: str) -> dict[str, object]:
+        tables = {
+            "chunks": sql.Identifier("hybrid_rag", name),
+            **{
+                suffix: sql.Identifier("hybrid_rag", f"{name}__{suffix}")
+                for suffix in ("documents", "postings", "terms", "tombstones")
+            },
+        }
+        with open_primary(settings) as conn:
+            return {
+                label: conn.execute(sql.SQL(statement).format(**tables), {"name": name}).fetchall()
+                for label, statement in COLLECTION_STATE.items()
+            }
+
+    return state
+
+
+COLLECTION_STATE = {
+    "documents": "SELECT document_id, hash, chunk_count FROM {documents} ORDER BY 1",
+    "chunks": "SELECT id, document_id, content_hash, metadata::text FROM {chunks} ORDER BY 1",
+    "live postings": """
+        SELECT p.term, c.id, k.tf, k.length
+        FROM {postings} p CROSS JOIN unnest(p.chunk_keys, p.tfs, p.lengths) AS k(key, tf, length)
+        JOIN {chunks} c ON c.key = k.key
+        WHERE NOT EXISTS (SELECT FROM {tombstones} d WHERE d.key = k.key)
+        ORDER BY 1, 2""",
+    "document frequencies": "SELECT term, df FROM {terms} WHERE df > 0 ORDER BY 1",
+    "statistics": "SELECT chunk_count, total_length FROM hybrid_rag.collections WHERE name = %(name)s",
+}

@@ -7,9 +7,12 @@ EmbeddingMismatch            409      embedding-mismatch
 CollectionIncomplete         409      collection-incomplete
 InvalidFilter                422      invalid-filter
 InvalidName                  422      invalid-name
-LimitExceeded                422      limit-exceeded
-other InputError             422      invalid-input
-DatabaseUnavailable          503      database-unavailable   (+ Retry-After)
+LimitExceeded                422      limit-exceeded         (also PostgreSQL's: SQLSTATE class 54, 65535 parameters)
+other InputError             422      invalid-input          (also values the database rejects: SQLSTATE class 22)
+DatabaseUnavailable          503      database-unavailable   (+ Retry-After; general terms, the driver's line is logged)
+DatabaseDiskFull             507      database-disk-full     (the database server's disk is full: no Retry-After)
+DatabaseFault                500      database-fault         (what happened in plain words; the database's line and
+                                                             what to do are logged, for the operator; no Retry-After)
 Litestar: malformed body     400      malformed-request      (also JSON nested too deeply to decode)
 Litestar: failed validation  422      invalid-request        (+ errors: [{message, key, source}])
 Litestar: body too large     413      request-too-large
@@ -29,12 +32,13 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Example
 from msgspec import Struct
-from psycopg import errors as pg_errors
 from psycopg_pool import PoolTimeout
 
 from retriever.errors import (
     CollectionIncomplete,
     CollectionNotFound,
+    DatabaseDiskFull,
+    DatabaseFault,
     DatabaseUnavailable,
     DocumentNotFound,
     EmbeddingMismatch,
@@ -85,13 +89,9 @@ _OURS: tuple[tuple[type[Exception], int, str, str], ...] = (
     (LimitExceeded, 422, "limit-exceeded", "Over a configured limit"),
     (InputError, 422, "invalid-input", "Invalid input"),
     (DatabaseUnavailable, 503, "database-unavailable", "Database unavailable"),
+    (DatabaseDiskFull, 507, "database-disk-full", "Database disk full"),
+    (DatabaseFault, 500, "database-fault", "Database fault"),
 )
-
-
-_DRIVER_TROUBLE = {
-    pg_errors.QueryCanceled: "the database did not answer in time",
-    PoolTimeout: "no database connection became free in time",
-}
 
 
 def _ours(request: Request, exc: HybridRagError) -> Response[Problem]:
@@ -101,12 +101,17 @@ def _ours(request: Request, exc: HybridRagError) -> Response[Problem]:
     _, status, slug, title = found
     headers: dict[str, str] = {}
     detail = str(exc)
+    # the database's own words name hosts, sockets, files and roles: log them, answer in plain words
+    if isinstance(exc, DatabaseFault):
+        log.error("%s %s: %s", request.method, request.url.path, exc)  # says what the operator must do
+        detail = exc.summary or detail
     if isinstance(exc, DatabaseUnavailable):
         headers["Retry-After"] = str(exc.retry_after_s)
         if isinstance(exc.__cause__, psycopg.Error):
-            # the driver's message names hosts and sockets: log it, answer in general terms
             log.warning("%s %s: %s", request.method, request.url.path, exc)
-            detail = _DRIVER_TROUBLE.get(type(exc.__cause__), "the database is unreachable")
+            detail = exc.summary or "the database is unreachable"
+            if isinstance(exc.__cause__, PoolTimeout):
+                detail = "no database connection became free in time"
     return _problem(request, status, _URN + slug, title, detail, headers=headers)
 
 
@@ -182,7 +187,9 @@ _EXAMPLES: dict[int, tuple[str, str, str]] = {
     409: ("embedding-mismatch", "Collection built with other embeddings", "collection 'demo' was built with ..."),
     413: ("request-too-large", "Request too large", "the request body is larger than MAX_REQUEST_BYTES"),
     422: ("invalid-filter", "Invalid filter", "unknown filter operator '$regex' on 'lang'"),
+    500: ("database-fault", "Database fault", "the database server ran out of memory"),
     503: ("database-unavailable", "Database unavailable", "the database is unreachable"),
+    507: ("database-disk-full", "Database disk full", "the database server's disk is full"),
 }
 
 _DESCRIPTIONS = {
@@ -192,7 +199,9 @@ _DESCRIPTIONS = {
     409: "The collection was built with other embeddings than the server's, or its load is unfinished",
     413: "Request body over MAX_REQUEST_BYTES",
     422: "Invalid request: wrong types, unknown fields, bad filter, or over a configured limit",
+    500: "The database answered with an error an operator must fix (memory, files, privileges, corruption)",
     503: "Database unreachable or too slow; retry after Retry-After seconds",
+    507: "The database server's disk is full; an operator must free space",
 }
 
 

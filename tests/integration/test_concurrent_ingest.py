@@ -18,7 +18,6 @@ from collections.abc import Iterator
 
 import pytest
 from litestar.testing import AsyncTestClient
-from psycopg import sql
 
 from ingest import ChunkingConfig, SourceDocument
 from retriever import Engine
@@ -45,40 +44,6 @@ def documents(numbers: range) -> list[SourceDocument]:
 
 SEED = documents(range(1000, 1001))
 FIRST, SECOND = range(0, 100), range(50, 150)  # 100 + 100 documents, 50 in common
-
-
-def state(name: str, settings) -> dict[str, object]:
-    """Everything one ingest of a set of documents determines, independent of how blocks were cut."""
-    table = {
-        suffix: sql.Identifier("hybrid_rag", f"{name}__{suffix}" if suffix else name)
-        for suffix in ("", "documents", "postings", "terms", "tombstones")
-    }
-    queries = {
-        "documents": "SELECT document_id, hash, chunk_count FROM {documents} ORDER BY 1",
-        "chunks": "SELECT id, document_id, content_hash, metadata::text FROM {chunks} ORDER BY 1",
-        "live postings": """
-            SELECT p.term, c.id, k.tf, k.length
-            FROM {postings} p CROSS JOIN unnest(p.chunk_keys, p.tfs, p.lengths) AS k(key, tf, length)
-            JOIN {chunks} c ON c.key = k.key
-            WHERE NOT EXISTS (SELECT FROM {tombstones} d WHERE d.key = k.key)
-            ORDER BY 1, 2""",
-        "document frequencies": "SELECT term, df FROM {terms} WHERE df > 0 ORDER BY 1",
-        "statistics": "SELECT chunk_count, total_length FROM hybrid_rag.collections WHERE name = %(name)s",
-    }
-    with open_primary(settings) as conn:
-        return {
-            label: conn.execute(
-                sql.SQL(statement).format(
-                    chunks=table[""],
-                    documents=table["documents"],
-                    postings=table["postings"],
-                    terms=table["terms"],
-                    tombstones=table["tombstones"],
-                ),
-                {"name": name},
-            ).fetchall()
-            for label, statement in queries.items()
-        }
 
 
 @pytest.fixture
@@ -118,12 +83,12 @@ def ingest_at_once(engine: Engine, name: str, batches: list[list[SourceDocument]
 
 @pytest.mark.parametrize("seeded", [True, False], ids=["collection-with-documents", "first-load"])
 def test_overlapping_concurrent_ingests_both_succeed_and_equal_one_ingest_of_the_union(
-    settings, fake_model, names, seeded
+    settings, fake_model, names, seeded, collection_state
 ):
     engine = Engine(settings, model=fake_model)
     reference = fresh(names)
     engine.ingest(reference, (SEED if seeded else []) + documents(range(FIRST.start, SECOND.stop)), CHUNKING)
-    expected = state(reference, settings)
+    expected = collection_state(reference)
 
     for repetition in range(REPETITIONS):
         name = fresh(names)
@@ -131,12 +96,12 @@ def test_overlapping_concurrent_ingests_both_succeed_and_equal_one_ingest_of_the
             engine.ingest(name, SEED, CHUNKING)
         errors = ingest_at_once(engine, name, [documents(FIRST), documents(SECOND)])
         assert errors == [], f"repetition {repetition}: {errors!r}"
-        found = state(name, settings)
+        found = collection_state(name)
         for part, rows in expected.items():
             assert found[part] == rows, f"repetition {repetition}: {part} differ"
 
 
-async def test_two_requests_posting_the_same_new_document_both_succeed(settings, fake_model, names):
+async def test_two_requests_posting_the_same_new_document_both_succeed(settings, fake_model, names, collection_state):
     name = fresh(names)
     body = {"documents": [{"id": "same", "text": "one document posted twice at the same moment"}]}
     async with AsyncTestClient(create_app(settings, model=fake_model)) as client:
@@ -144,6 +109,6 @@ async def test_two_requests_posting_the_same_new_document_both_succeed(settings,
             *(client.post(f"/v1/collections/{name}/documents", json=body) for _ in range(2))
         )
     assert [response.status_code for response in responses] == [200, 200], [r.text for r in responses]
-    found = state(name, settings)
+    found = collection_state(name)
     assert [row[0] for row in found["documents"]] == ["same"]
     assert len(found["chunks"]) == 1

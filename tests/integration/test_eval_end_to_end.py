@@ -25,6 +25,8 @@ from hybrid_rag.cli import main
 from retriever.embeddings import get_embedding_model
 
 TINY = Path(__file__).parents[1] / "fixtures" / "tiny_beir"
+# 4 judged queries: q-long (2,088 characters; its question starts after character 2000), q-blank (whitespace)
+LONG = Path(__file__).parents[1] / "fixtures" / "long_query_beir"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SMALL = EvalParams(k=10, candidates=10)
 
@@ -120,3 +122,59 @@ def test_cli_prints_the_table_and_writes_outputs(settings, collection_name, tmp_
         "results.json",
         "text.trec",
     ]
+
+
+def test_every_judged_query_is_scored_a_long_one_whole_and_a_blank_one_as_failed(settings, collection_name, tmp_path):
+    dataset = load_beir(LONG, "test")
+    assert len(dataset.queries["q-long"]) > settings.max_query_chars  # over the limit requests are held to
+    results = run_eval(dataset, settings, collection_name, EvalParams(modes=("text", "bm25"), k=10), tmp_path)
+
+    assert json.loads((tmp_path / "results.json").read_text(encoding="utf-8")) == results
+    assert results["queries"] == 4
+    assert results["failed_queries"] == {
+        "count": 1,
+        "ids": ["q-blank"],
+        "reasons": {"q-blank": "the query is empty"},
+        "modes": {"text": ["q-blank"]},  # bm25 ranks nothing for it without complaint
+    }
+    assert "truncated_queries" not in results  # no model read these queries
+    for mode in ("text", "bm25"):
+        # the long query's words that match its document come after character 2000: it was searched whole
+        first = next(row for row in trec_lines(tmp_path / f"{mode}.trec") if row[0] == "q-long")
+        assert first[2:4] == ["light-1", "1"]
+        assert results["modes"][mode]["recall@10"] == 0.75  # the blank query counts, as zero
+    assert "q-blank" not in {row[0] for row in trec_lines(tmp_path / "text.trec")}
+
+
+def test_every_mode_searches_the_long_query_and_reports_the_models_truncation(settings, collection_name, tmp_path):
+    results = run_eval(load_beir(LONG, "test"), settings, collection_name, SMALL, tmp_path)
+
+    assert results["truncated_queries"] == {"count": 1, "limit_tokens": 256, "ids": ["q-long"]}
+    assert results["failed_queries"]["ids"] == ["q-blank"]
+    assert results["failed_queries"]["modes"] == {mode: ["q-blank"] for mode in ("hybrid", "vector", "text")}
+    for mode in EVAL_MODES:
+        assert "q-long" in {row[0] for row in trec_lines(tmp_path / f"{mode}.trec")}
+    assert json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))["truncated_queries"]["ids"] == ["q-long"]
+
+
+def test_sweep_scores_a_long_and_a_blank_query_and_reports_both(settings, collection_name, tmp_path):
+    grid = SweepGrid(rrf_ks=(10,), weights=((1.0, 1.0),), candidates=(5,))
+    sweep = run_sweep(load_beir(LONG, "test"), settings, collection_name, tmp_path, grid=grid, k=10)
+
+    assert sweep["failed_queries"]["ids"] == ["q-blank"]
+    assert sweep["failed_queries"]["modes"] == {"vector": ["q-blank"], "text": ["q-blank"]}
+    assert sweep["truncated_queries"] == {"count": 1, "limit_tokens": 256, "ids": ["q-long"]}
+    assert sweep["legs"]["5"]["text"]["recall@10"] == 0.75
+
+
+def test_cli_reports_the_failed_query_and_still_writes_results(settings, collection_name, tmp_path):
+    result = CliRunner().invoke(
+        main, ["eval", str(LONG), "-c", collection_name, "--modes", "text,bm25", "-k", "10", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "long_query_beir (test), 4 queries" in result.stdout
+    assert (
+        "warning: the search refused 1 judged query (q-blank), each scored as an empty ranking "
+        "(q-blank: the query is empty)" in result.stderr
+    )
+    assert json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))["failed_queries"]["count"] == 1

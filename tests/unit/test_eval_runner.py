@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from langchain_core.embeddings import Embeddings
 
-from eval import METRICS, EvalParams, default_collection_name, fuse_run, sweep_table
+from eval import METRICS, EvalParams, default_collection_name, fuse_run, runner, sweep_table
 from eval.runner import eval_settings, percentiles
 from eval.sweep import Legs, leg_run
+from retriever import DatabaseUnavailable, EmbeddingMismatch, EmbeddingModel, InputError, LimitExceeded
 from retriever.fusion import rrf_fuse
 from retriever.settings import Settings
 from retriever.store.tables import validate_name
@@ -43,8 +45,81 @@ def test_eval_settings_raise_the_limits_only_upwards():
     assert eval_settings(Settings(max_k=500), 100).max_k == 500
 
 
+def test_eval_settings_raise_the_query_limit_to_the_longest_judged_query():
+    limits = Settings(max_k=100, max_candidates=1000, max_query_chars=2000)
+    raised = eval_settings(limits, 200, ["a short one", "x" * 2083, ""])
+    assert (raised.max_k, raised.max_candidates, raised.max_query_chars) == (200, 1000, 2083)
+    assert eval_settings(Settings(max_query_chars=5000), 10, ["x" * 2083]).max_query_chars == 5000
+    assert eval_settings(limits, 10, iter(["x" * 2100])).max_query_chars == 2100  # any iterable, read once
+    assert eval_settings(limits, 10).max_query_chars == 2000
+
+
+class _Transformer:
+    """What a SentenceTransformer exposes to `truncated_queries`: its window, and a tokenizer."""
+
+    max_seq_length = 5
+
+    def tokenizer(self, text: str, verbose: bool = True) -> dict[str, list[str]]:
+        return {"input_ids": ["[CLS]", *text.split(), "[SEP]"]}
+
+
+class _WindowedEmbeddings(Embeddings):
+    def __init__(self) -> None:
+        self._model = _Transformer()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [[1.0] for _ in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return [1.0]
+
+
+def test_queries_over_the_models_window_are_counted_special_tokens_included(fake_model):
+    model = EmbeddingModel("test:window-5", _WindowedEmbeddings())
+    queries = {"fits": "one two three", "over": "one two three four", "blank": "  "}
+    assert runner.truncated_queries(model, queries) == {"count": 1, "limit_tokens": 5, "ids": ["over"]}
+    assert runner.truncated_queries(fake_model, queries) is None  # no window exposed: nothing to say
+
+
+class _Engine:
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error
+
+    def search(self, collection, text, params, **kwargs):
+        if self.error is not None:
+            raise self.error
+        return "found"
+
+
+def test_an_input_error_fails_one_query_but_an_outage_or_a_model_mismatch_ends_the_run():
+    failed: dict[str, str] = {}
+    search = runner.search_one
+    assert search(_Engine(None), "c", "q1", "text", None, failed) == "found"
+    assert search(_Engine(InputError("the query is empty")), "c", "q2", " ", None, failed) is None
+    assert search(_Engine(LimitExceeded("over a PostgreSQL limit")), "c", "q3", "x", None, failed) is None
+    assert failed == {"q2": "the query is empty", "q3": "over a PostgreSQL limit"}
+    for fatal in (DatabaseUnavailable("database unreachable"), EmbeddingMismatch("built with another model")):
+        with pytest.raises(type(fatal)):
+            search(_Engine(fatal), "c", "q4", "text", None, failed)
+    assert "q4" not in failed
+
+
+def test_failed_queries_list_each_query_once_with_its_reason_and_modes():
+    failed = runner.failed_queries({"hybrid": {"q2": "empty"}, "text": {"q2": "empty", "q9": "NUL"}, "bm25": {}})
+    assert failed == {
+        "count": 2,
+        "ids": ["q2", "q9"],
+        "reasons": {"q2": "empty", "q9": "NUL"},
+        "modes": {"hybrid": ["q2"], "text": ["q2", "q9"]},
+    }
+
+
 def test_percentiles_interpolate_like_numpy():
     assert percentiles([float(i) for i in range(1, 101)]) == {"p50": 50.5, "p95": 95.05}
+
+
+def test_percentiles_of_a_mode_where_no_query_ran_are_zero():
+    assert percentiles([]) == {"p50": 0.0, "p95": 0.0}
 
 
 LEGS = Legs(

@@ -6,8 +6,16 @@ import pytest
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from retriever.errors import InputError, InvalidFilter
-from retriever.filters import OPERATORS, compile_filter
+from retriever.errors import InputError, InvalidFilter, LimitExceeded
+from retriever.filters import (
+    HARD_MAX_VALUES,
+    MAX_DEPTH,
+    MAX_FILTER_CHARS,
+    MAX_KEY_CHARS,
+    OPERATORS,
+    check_filter,
+    compile_filter,
+)
 
 COLUMN = sql.SQL("c.metadata")
 
@@ -144,3 +152,74 @@ def test_keys_travel_as_parameters_never_as_sql_text(op):
 def test_values_travel_as_parameters_never_as_sql_text():
     text, _ = compiled({"a": {"$gt": "'; DROP TABLE x; --"}, "b": "'; DROP TABLE y; --"})
     assert "DROP" not in text
+
+
+# --- limits: checked before compiling, so PostgreSQL's own limits are never met as a database error ---------
+
+
+def or_of(count: int) -> dict[str, object]:
+    return {"$or": [{"n": i} for i in range(count)]}
+
+
+def compiled_with(spec: object, **limits: int) -> tuple[str, dict[str, object]]:
+    statement, params = compile_filter(spec, COLUMN, **limits)  # type: ignore[arg-type]
+    return statement.as_string(None), params
+
+
+def test_a_filter_over_the_limit_is_refused_naming_its_count_and_the_limit():
+    with pytest.raises(LimitExceeded) as caught:
+        compile_filter(or_of(1001), COLUMN, max_values=1000)
+    assert "1001 values" in str(caught.value) and "limit of 1000" in str(caught.value)
+    assert "MAX_FILTER_VALUES" in str(caught.value)
+
+
+def test_a_filter_at_the_limit_compiles():
+    text, params = compiled_with(or_of(1000), max_values=1000)
+    assert len(params) == 1000 and text.count(" OR ") == 999
+
+
+def test_every_element_of_an_in_list_counts_as_a_value():
+    spec = {"topic": {"$in": list(range(600))}, "lang": {"$nin": list(range(400))}, "year": {"$gte": 1}}
+    assert check_filter(spec) == 1001
+    with pytest.raises(LimitExceeded, match="1001 values"):
+        compile_filter(spec, COLUMN, max_values=1000)
+    assert check_filter({"topic": {"$in": []}}) == 1  # an empty list still binds its key
+
+
+def test_without_a_setting_the_hard_ceiling_applies_and_no_setting_can_raise_it():
+    with pytest.raises(LimitExceeded, match=f"{HARD_MAX_VALUES + 1} values.*limit of {HARD_MAX_VALUES}"):
+        compile_filter(or_of(HARD_MAX_VALUES + 1), COLUMN)
+    with pytest.raises(LimitExceeded, match=f"limit of {HARD_MAX_VALUES}"):
+        compile_filter(or_of(HARD_MAX_VALUES + 1), COLUMN, max_values=1_000_000)
+
+
+def test_a_filter_at_the_hard_ceiling_binds_far_fewer_parameters_than_postgres_accepts():
+    # the operators that bind most: two parameters (key and value) per value
+    ops = [{"$ne": "x"}, {"$gt": 1}, {"$in": ["a"]}, {"$exists": True}, "plain"]
+    spec = {"$or": [{f"k{i}": ops[i % len(ops)]} for i in range(HARD_MAX_VALUES)]}
+    _, params = compile_filter(spec, COLUMN)
+    assert len(params) <= 2 * HARD_MAX_VALUES < 65_535
+
+
+def test_a_key_over_the_limit_is_refused_and_one_at_the_limit_compiles():
+    compile_filter({"k" * MAX_KEY_CHARS: 1}, COLUMN)
+    with pytest.raises(LimitExceeded, match=f"{MAX_KEY_CHARS + 1} characters.*limit of {MAX_KEY_CHARS}"):
+        compile_filter({"$or": [{"a": 1}, {"k" * (MAX_KEY_CHARS + 1): {"$exists": True}}]}, COLUMN)
+
+
+def test_a_filter_whose_strings_are_over_the_size_limit_is_refused():
+    compile_filter({"a": "x" * (MAX_FILTER_CHARS - 1)}, COLUMN)  # its key and value: exactly the limit
+    with pytest.raises(LimitExceeded, match=f"{MAX_FILTER_CHARS + 1} characters.*limit of {MAX_FILTER_CHARS}"):
+        compile_filter({"a": {"$in": ["x" * (MAX_FILTER_CHARS - 1), "y"]}}, COLUMN)
+
+
+def test_a_filter_nested_thousands_deep_is_refused_as_too_deep_not_a_crash():
+    spec: dict[str, object] = {"a": 1}
+    for _ in range(5000):
+        spec = {"$and": [spec]}
+    with pytest.raises(InvalidFilter, match=f"deeper than {MAX_DEPTH}"):
+        compile_filter(spec, COLUMN)
+
+
+def test_limits_are_input_errors():
+    assert issubclass(LimitExceeded, InputError)

@@ -11,6 +11,8 @@ def test_public_names_are_pinned():
             "CollectionIncomplete",
             "CollectionNotFound",
             "ConfigurationError",
+            "DatabaseDiskFull",
+            "DatabaseFault",
             "DatabaseUnavailable",
             "DocumentNotFound",
             "EmbeddingMismatch",
@@ -48,5 +50,5 @@ def test_hybrid_retriever_is_a_langchain_retriever():
 def test_every_error_derives_from_the_one_base():
     exported = [getattr(retriever, name) for name in retriever.__all__]
     errors = [item for item in exported if isinstance(item, type) and issubclass(item, Exception)]
-    assert len(errors) == 12
+    assert len(errors) == 14
     assert all(issubclass(error, retriever.HybridRagError) for error in errors)

@@ -19,6 +19,7 @@ def test_an_empty_environment_gives_the_documented_defaults():
     assert settings.api_keys == ()
     assert settings.statement_timeout_ms == 5000
     assert settings.max_k == 100
+    assert settings.max_filter_values == 1000
     assert settings.openai_check_ctx_length is False
     assert settings.data_home == default_home()
 
@@ -32,6 +33,7 @@ def test_values_are_parsed_by_field_type():
             "EMBEDDINGS": "openai:text-embedding-3-small",
             "API_KEYS": " a , b,,",
             "MAX_K": " 25 ",
+            "MAX_FILTER_VALUES": "250",
             "POOL_TIMEOUT_S": "1.5",
             "OPENAI_CHECK_EMBEDDING_CTX_LENGTH": "yes",
         }
@@ -42,6 +44,7 @@ def test_values_are_parsed_by_field_type():
     assert settings.embeddings == "openai:text-embedding-3-small"
     assert settings.api_keys == ("a", "b")
     assert settings.max_k == 25
+    assert settings.max_filter_values == 250
     assert settings.pool_timeout_s == 1.5
     assert settings.openai_check_ctx_length is True
 
@@ -100,3 +103,11 @@ def test_get_settings_reads_the_environment_once(monkeypatch):
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
+
+
+def test_the_filter_size_limit_is_documented_with_how_values_count_and_its_ceiling():
+    from retriever.filters import HARD_MAX_VALUES
+
+    doc = Settings.describe()["MAX_FILTER_VALUES"]
+    assert "$in" in doc and str(HARD_MAX_VALUES) in doc
+    assert Settings().max_filter_values <= HARD_MAX_VALUES
