@@ -15,14 +15,14 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import psycopg
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from retriever.embeddings import EmbeddingModel, LocalEmbeddings
 from retriever.settings import Settings
 from retriever.store.database import configure, configure_async, connect, mask_dsn, primary_dsn, with_timeouts
 from retriever.store.migrations import migrate
 
-__all__ = ["ApiPools", "ensure_migrated", "open_api_pools", "open_primary"]
+__all__ = ["ApiPools", "borrow", "ensure_migrated", "open_api_pools", "open_primary"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,30 @@ class ApiPools:
     writes: ConnectionPool
     write_slots: anyio.CapacityLimiter  # an ingest holds up to 3 connections (2 more in a bulk load)
     embed_slots: anyio.CapacityLimiter  # query embeddings at once: about one per core, more only contend
+
+
+PROBE_AFTER_S = 1.0  # a pool that lends nothing this long is asked: is the database there at all?
+
+
+@contextlib.asynccontextmanager
+async def borrow(pool: AsyncConnectionPool) -> AsyncIterator[psycopg.AsyncConnection]:
+    """A connection from `pool`, or within about a second the reason there is none.
+
+    A pool that cannot connect waits its whole timeout (POOL_TIMEOUT_S) before it gives
+    up. After PROBE_AFTER_S this opens one connection of its own: when that fails too, the
+    database is unreachable and its error is raised at once; otherwise the pool is only
+    busy, and the wait goes on for the rest of its timeout (then `PoolTimeout`).
+    """
+    try:
+        conn = await pool.getconn(timeout=min(PROBE_AFTER_S, pool.timeout))
+    except PoolTimeout:
+        probe = await psycopg.AsyncConnection.connect(pool.conninfo, autocommit=True, connect_timeout=2)
+        await probe.close()
+        conn = await pool.getconn(timeout=max(pool.timeout - PROBE_AFTER_S, 0.001))
+    try:
+        yield conn
+    finally:
+        await pool.putconn(conn)
 
 
 def _pool_options(settings: Settings, name: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from ingest import ChunkingConfig, IngestInputError, SkippedSource, SourceDocument, iter_documents, iter_records
-from retriever.connections import ApiPools, ensure_migrated, open_primary
+from retriever.connections import ApiPools, borrow, ensure_migrated, open_primary
 from retriever.embeddings import EmbeddingModel, get_embedding_model
 from retriever.errors import CollectionNotFound, DocumentNotFound, HybridRagError, InputError, database_error
 from retriever.results import SearchParams, SearchResult
@@ -135,7 +135,7 @@ class Engine:
         with map_errors():
             pools = self._async_pools()
             if pools:
-                async with pools[next(self._turn) % len(pools)].connection() as conn:
+                async with borrow(pools[next(self._turn) % len(pools)]) as conn:
                     yield conn
                 return
             if not self.settings.database_read_urls:

@@ -11,7 +11,7 @@ import anyio
 import anyio.to_thread
 
 from ingest import SourceDocument
-from retriever.connections import ApiPools, open_api_pools
+from retriever.connections import ApiPools, borrow, open_api_pools
 from retriever.engine import Engine, map_errors
 from retriever.errors import DatabaseUnavailable
 from retriever.store.collections import list_collections_async
@@ -72,7 +72,7 @@ class ServingEngine(Engine):
     async def acollections(self) -> list[Collection]:
         """Async `collections`, from the API's primary pool."""
         with map_errors():
-            async with self._serving().primary.connection() as conn:
+            async with borrow(self._serving().primary) as conn:
                 return await list_collections_async(conn)
 
     async def ready(self) -> None:
@@ -80,5 +80,5 @@ class ServingEngine(Engine):
         pools = self._serving()
         for pool in (pools.primary, *pools.readers):
             with map_errors():
-                async with pool.connection() as conn:
+                async with borrow(pool) as conn:
                     await conn.execute("SELECT 1")
