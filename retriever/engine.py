@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -24,7 +25,14 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from ingest import ChunkingConfig, IngestInputError, SkippedSource, SourceDocument, iter_documents, iter_records
 from retriever.connections import ApiPools, borrow, ensure_migrated, open_primary
 from retriever.embeddings import EmbeddingModel, get_embedding_model
-from retriever.errors import CollectionNotFound, DocumentNotFound, HybridRagError, InputError, database_error
+from retriever.errors import (
+    CollectionNotFound,
+    ConfigurationError,
+    DocumentNotFound,
+    HybridRagError,
+    InputError,
+    database_error,
+)
 from retriever.results import SearchParams, SearchResult
 from retriever.search import Steps, run_steps, run_steps_async, search_steps, validate_query
 from retriever.settings import Settings, get_settings
@@ -38,6 +46,13 @@ from retriever.store.writer import delete_documents
 __all__ = ["Engine", "map_errors"]
 
 T = TypeVar("T")
+
+
+# libpq's FATAL answers at connect that say the DSN itself is wrong (a database, role or password)
+_REFUSED = re.compile(
+    r"FATAL: +(database .* does not exist|role .* does not exist|password authentication failed"
+    r"|no pg_hba\.conf entry|role .* is not permitted to log in)"
+)
 
 
 @contextlib.contextmanager
@@ -63,12 +78,11 @@ def map_errors() -> Iterator[None]:
             sqlstate = "22000"  # a value psycopg cannot send (a NUL character)
         elif sqlstate is None and "number of parameters must be between" in line:
             sqlstate = "54000"  # libpq's own limit of 65535 bind parameters
+        elif sqlstate is None and _REFUSED.search(line):  # the server answered: retrying will not help
+            raise ConfigurationError(f"the database refused the connection: {line}; check DATABASE_URL") from exc
         elif sqlstate is None and isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
             sqlstate = "08000"  # could not connect, connection lost, no pooled connection in time
-        mapped = database_error(sqlstate, line, operational=isinstance(exc, psycopg.OperationalError))
-        if mapped is None:
-            raise
-        raise mapped from exc
+        raise database_error(sqlstate, line, operational=isinstance(exc, psycopg.OperationalError)) from exc
 
 
 class Engine:
@@ -138,9 +152,9 @@ class Engine:
                 async with borrow(pools[next(self._turn) % len(pools)]) as conn:
                     yield conn
                 return
-            if not self.settings.database_read_urls:
-                ensure_migrated(self.settings)
-            dsns = read_dsns(self.settings)
+            if not self.settings.database_read_urls:  # may start the embedded server: not on the event loop
+                await anyio.to_thread.run_sync(ensure_migrated, self.settings)
+            dsns = await anyio.to_thread.run_sync(read_dsns, self.settings)
             dsn = dsns[next(self._turn) % len(dsns)]
             async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
                 await configure_async(conn)
@@ -182,7 +196,8 @@ class Engine:
 
         `embedding` skips embedding the query; `conn` runs on a connection the caller holds.
         `took_ms` is end to end (embedding included), `extra["db_ms"]` the statement alone.
-        Raises `InputError`s, `NotFound`s, `EmbeddingMismatch`, `DatabaseUnavailable`.
+        Raises `InputError`s (`EmbeddingMismatch` among them), `NotFound`s, `CollectionIncomplete`,
+        `DatabaseUnavailable` (retry later), `DatabaseFault` (an operator must act).
         """
         params = params or SearchParams()
         with map_errors():

@@ -157,19 +157,22 @@ _SQLSTATES: dict[str, tuple[type[HybridRagError], str, str]] = {
 }
 
 
-def database_error(sqlstate: str | None, reported: str, *, operational: bool = False) -> HybridRagError | None:
-    """Our error for a database error by its SQLSTATE; None when the code is not one we classify.
+def database_error(sqlstate: str | None, reported: str, *, operational: bool = False) -> HybridRagError:
+    """Our error for a database error, by its SQLSTATE.
 
     `reported` is the database's first message line, passwords already masked. Passing
     trouble (an outage, a timeout, a conflict) is `DatabaseUnavailable`; data the database
     rejects, `InputError` or `LimitExceeded`; faults an operator must fix (disk, memory,
     files, corruption, privileges), `DatabaseFault`, whose message says what to do.
-    `operational` (psycopg's OperationalError) keeps an unclassified code `DatabaseUnavailable`.
+    An unclassified code is `DatabaseUnavailable` when `operational` (psycopg's
+    OperationalError), else `DatabaseFault`: never a traceback.
     """
     found = (_SQLSTATES.get(sqlstate) or _SQLSTATES.get(sqlstate[:2])) if sqlstate else None
     if found is None:
         failed = "the database could not run the statement"
-        return DatabaseUnavailable(f"{failed}: {reported}", failed) if operational else None
+        if operational:
+            return DatabaseUnavailable(f"{failed}: {reported}", failed)
+        return DatabaseFault(f"{failed} ({reported}): see the server's log", summary=failed)
     kind, what, action = found
     if issubclass(kind, DatabaseFault):
         return kind(f"{what} ({reported}): {action}", summary=what)

@@ -27,7 +27,7 @@ from retriever.errors import DatabaseUnavailable
 from retriever.store.collections import ensure_index, get_collection, missing_indexes
 from retriever.store.postings import REBUILD_TOMBSTONES, begin_bulk, bulk_pending, refresh_postings, stale_share
 from retriever.store.tables import Collection
-from retriever.store.writer import PreparedDocument, write_documents
+from retriever.store.writer import LoadFinished, PreparedDocument, write_documents
 
 __all__ = ["BatchWriter", "Connect"]
 
@@ -57,7 +57,7 @@ class BatchWriter:
         self._hnsw = {"hnsw_m": hnsw_m, "ef_construction": ef_construction}
         if self.bulk:
             with connect() as conn:
-                begin_bulk(conn, collection)
+                self.bulk = begin_bulk(conn, collection)
         self._workers = workers if self.bulk else 1  # normal writes serialise on the collection anyway
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="writer")
         self._pending: deque[Future[float]] = deque()
@@ -75,18 +75,26 @@ class BatchWriter:
         return conn
 
     def _write(self, batch: Sequence[PreparedDocument], vectors: np.ndarray, replacing: bool) -> float:
-        """Write one batch. Stored hashes were read without the write lock, so another writer may
-        have stored some of these documents since: outside a bulk load every batch replaces, and
-        a bulk batch that met another writer's document is rolled back and written again, replacing."""
+        """Write one batch (its own transaction), again when another writer got in the way.
+
+        Stored hashes were read without the write lock, so another writer may have stored
+        some of these documents since: outside a bulk load every batch replaces; a bulk batch
+        that met another writer's document (or its locks) is written again, replacing; one
+        that finds the load finished by another writer is written as any ingest writes.
+        """
         start = time.perf_counter()
         conn = self._connection()
-        try:
-            write_documents(conn, self.collection, batch, vectors, bulk=self.bulk, replacing=replacing or not self.bulk)
-        except psycopg.errors.UniqueViolation:
-            if replacing or not self.bulk:
-                raise
-            write_documents(conn, self.collection, batch, vectors, bulk=True, replacing=True)
-        return time.perf_counter() - start
+        while True:
+            try:
+                bulk = self.bulk
+                write_documents(conn, self.collection, batch, vectors, bulk=bulk, replacing=replacing or not bulk)
+                return time.perf_counter() - start
+            except LoadFinished:
+                self.bulk = False
+            except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):
+                if replacing or not self.bulk:
+                    raise
+                replacing = True
 
     def submit(self, batch: Sequence[PreparedDocument], vectors: np.ndarray, *, replacing: bool = True) -> None:
         """Queue one batch (its own transaction); blocks while `workers` batches are in flight."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 
 import psycopg
 from pgvector.psycopg import register_vector, register_vector_async
@@ -15,6 +16,7 @@ from retriever.store.embedded import embedded_dsn
 __all__ = ["configure", "configure_async", "connect", "mask_dsn", "primary_dsn", "read_dsns", "with_timeouts"]
 
 _dsn_cache: dict[str, str] = {}
+_dsn_lock = threading.Lock()
 
 
 def primary_dsn(settings: Settings) -> str:
@@ -22,8 +24,9 @@ def primary_dsn(settings: Settings) -> str:
     if settings.database_url:
         return settings.database_url
     key = str(settings.data_home)
-    if key not in _dsn_cache:
-        _dsn_cache[key] = embedded_dsn(settings.data_home)
+    with _dsn_lock:  # one start per process: pgserver's start-up lock is not thread-safe
+        if key not in _dsn_cache:
+            _dsn_cache[key] = embedded_dsn(settings.data_home)
     return _dsn_cache[key]
 
 
@@ -58,7 +61,11 @@ def connect(dsn: str, *, register: bool = True) -> psycopg.Connection:
     except psycopg.ProgrammingError as exc:  # libpq could not parse the connection string
         raise ConfigurationError(f"invalid database URL: {mask_dsn(str(exc).strip())}") from None
     if register:
-        configure(conn)
+        try:
+            configure(conn)
+        except BaseException:
+            conn.close()
+            raise
     return conn
 
 

@@ -83,6 +83,7 @@ BEGIN
                        name || '_postings_order', name || '__postings');
         EXECUTE format('CREATE INDEX %I ON hybrid_rag.%I (term) WHERE cardinality(chunk_keys) < 100',
                        name || '_postings_tails', name || '__postings');
+        EXECUTE format('ANALYZE hybrid_rag.%I, hybrid_rag.%I', name || '__postings', name || '__terms');
     END LOOP;
 END
 $migration$

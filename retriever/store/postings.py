@@ -26,6 +26,7 @@ __all__ = [
     "begin_bulk",
     "bulk_pending",
     "create_postings",
+    "load_finished",
     "rebuild_postings",
     "refresh_postings",
     "skip_array_statistics",
@@ -246,15 +247,28 @@ def stale_share(conn: psycopg.Connection, collection: Collection) -> float:
     return float(row[0] or 0) if row else 0.0
 
 
-def begin_bulk(conn: psycopg.Connection, collection: Collection) -> None:
+def begin_bulk(conn: psycopg.Connection, collection: Collection) -> bool:
     """Before loading an empty collection: drop the indexes that are cheaper to build afterwards.
 
     The missing postings order index marks the load as unfinished (see `bulk_pending`).
+    Returns False, dropping nothing, when another writer finished loading the collection
+    since the caller looked: then write as any ingest does.
     """
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(WRITE_LOCK, {"collection": collection.name})
+        cur.execute("SELECT chunk_count FROM hybrid_rag.collections WHERE name = %(name)s", {"name": collection.name})
+        if cur.fetchone()[0] > 0:  # type: ignore[index]
+            return False
         for index in ("embedding_hnsw", "tsv_gin", "postings_order"):
             cur.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(collection.qualified_index(index)))
+    return True
+
+
+def load_finished(cur: psycopg.Cursor, collection: Collection) -> bool:
+    """Whether the collection's posting blocks are indexed: no bulk load is pending."""
+    name = f"{SCHEMA}.{_names(collection)['order_index']}"
+    cur.execute("SELECT to_regclass(%s) IS NOT NULL", (name,))
+    return bool(cur.fetchone()[0])  # type: ignore[index]
 
 
 def bulk_pending(conn: psycopg.Connection, collection: Collection) -> bool:

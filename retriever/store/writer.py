@@ -18,10 +18,14 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from ingest import Chunk
-from retriever.store.postings import add_postings
+from retriever.store.postings import add_postings, load_finished
 from retriever.store.tables import SHARED_WRITE_LOCK, WRITE_LOCK, Collection
 
-__all__ = ["PreparedDocument", "delete_documents", "existing_hashes", "write_documents"]
+__all__ = ["LoadFinished", "PreparedDocument", "delete_documents", "existing_hashes", "write_documents"]
+
+
+class LoadFinished(Exception):
+    """A bulk batch found that another writer has finished loading the collection: write it normally."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,20 @@ def _format(statement: str, collection: Collection) -> sql.Composed:
     )
 
 
+def _by_document_id(
+    documents: Sequence[PreparedDocument], embeddings: np.ndarray
+) -> tuple[list[PreparedDocument], np.ndarray]:
+    """The documents in id order, with their chunks' embeddings: concurrent writers of overlapping
+    documents then touch rows in the same order and cannot deadlock."""
+    chunk_count = sum(len(document.chunks) for document in documents)
+    if chunk_count != len(embeddings):
+        raise ValueError(f"{chunk_count} chunks but {len(embeddings)} embeddings")
+    starts = np.cumsum([0] + [len(document.chunks) for document in documents])
+    order = sorted(range(len(documents)), key=lambda i: documents[i].document_id)
+    rows = [row for i in order for row in range(starts[i], starts[i + 1])]
+    return [documents[i] for i in order], embeddings[rows]
+
+
 def existing_hashes(conn: psycopg.Connection, collection: Collection, document_ids: Sequence[str]) -> dict[str, str]:
     """Stored hash per document id, for the ids that exist."""
     with conn.cursor() as cur:
@@ -112,14 +130,16 @@ def write_documents(
     is not `replacing` shares the collection's write lock with the load's other batches
     and deletes nothing, so a document another writer stored meanwhile makes it fail with
     `psycopg.errors.UniqueViolation` (the batch is rolled back whole; retry it replacing).
+    A bulk batch raises `LoadFinished` when another writer has finished the load meanwhile.
     """
+    documents, embeddings = _by_document_id(documents, embeddings)
     chunks = [chunk for document in documents for chunk in document.chunks]
-    if len(chunks) != len(embeddings):
-        raise ValueError(f"{len(chunks)} chunks but {len(embeddings)} embeddings")
     document_ids = [document.document_id for document in documents]
     with conn.transaction(), conn.cursor() as cur:
         appending = bulk and not replacing
         cur.execute(SHARED_WRITE_LOCK if appending else WRITE_LOCK, {"collection": collection.name})
+        if bulk and load_finished(cur, collection):
+            raise LoadFinished(collection.name)  # its postings would be missing from the finished blocks
         removed_chunks, removed_length = _remove(cur, collection, document_ids) if replacing else (0, 0)
         with cur.copy(_format(_COPY, collection)) as copy:
             copy.set_types(["text", "text", "int4", "text", "jsonb", "text", "vector"])

@@ -12,6 +12,7 @@ batch that meets the other writer's document is written again, replacing it).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import uuid
 from collections.abc import Iterator
@@ -19,11 +20,13 @@ from collections.abc import Iterator
 import pytest
 from litestar.testing import AsyncTestClient
 
-from ingest import ChunkingConfig, SourceDocument
+from ingest import ChunkingConfig, SourceDocument, document_hash, split_document
 from retriever import Engine
 from retriever.connections import open_primary
 from retriever.http import create_app
-from retriever.store.collections import drop_collection
+from retriever.store.batches import BatchWriter
+from retriever.store.collections import create_collection, drop_collection
+from retriever.store.writer import PreparedDocument
 
 CHUNKING = ChunkingConfig(chunk_size=100, chunk_overlap=0)  # ~3 chunks a document: several write batches
 REPETITIONS = 20
@@ -112,3 +115,41 @@ async def test_two_requests_posting_the_same_new_document_both_succeed(settings,
     found = collection_state(name)
     assert [row[0] for row in found["documents"]] == ["same"]
     assert len(found["chunks"]) == 1
+
+
+def prepared(batch: list[SourceDocument]) -> list[PreparedDocument]:
+    return [PreparedDocument(d.document_id, document_hash(d, CHUNKING), split_document(d, CHUNKING)) for d in batch]
+
+
+def test_a_first_load_finished_by_another_writer_is_joined_and_hides_nothing(
+    settings, fake_model, names, collection_state
+):
+    engine = Engine(settings, model=fake_model)
+    reference, name = fresh(names), fresh(names)
+    engine.ingest(reference, documents(range(0, 60)), CHUNKING)
+    with engine.connection() as conn:
+        empty = create_collection(conn, name, embedding_model=fake_model.name, dimensions=fake_model.dimensions)
+
+    late = BatchWriter(engine.connection, empty)  # starts a first load of an empty collection...
+    try:
+        assert late.bulk
+        engine.ingest(name, documents(range(0, 30)), CHUNKING)  # ...which another writer loads and finishes
+        batch = prepared(documents(range(30, 60)))
+        late.submit(batch, fake_model.embed_documents([c.content for d in batch for c in d.chunks]))
+    finally:
+        late.close()  # its process dies here, before `finish`: nothing it wrote may be missing from the index
+
+    assert not late.bulk  # its batch found the load finished and was written as any ingest writes
+    assert engine.collection(name).complete
+    assert collection_state(name) == collection_state(reference)
+
+
+def test_a_writer_that_saw_an_empty_collection_does_not_restart_a_finished_load(settings, fake_model, names):
+    engine = Engine(settings, model=fake_model)
+    name = fresh(names)
+    engine.ingest(name, documents(range(0, 10)), CHUNKING)
+    stale = dataclasses.replace(engine.collection(name), chunk_count=0)  # what it read before the load finished
+
+    with BatchWriter(engine.connection, stale) as writer:
+        assert not writer.bulk
+    assert engine.collection(name).complete  # its indexes were not dropped

@@ -11,6 +11,7 @@ from psycopg_pool import PoolTimeout
 from ingest import IngestInputError
 from retriever.engine import map_errors
 from retriever.errors import (
+    ConfigurationError,
     DatabaseDiskFull,
     DatabaseFault,
     DatabaseUnavailable,
@@ -151,8 +152,25 @@ def test_an_unclassified_operational_error_still_says_retry_but_not_unreachable(
         psycopg.ProgrammingError("query parameter missing: filter_0"),
     ],
 )
-def test_other_database_errors_pass_through_unchanged(error):
-    assert mapped(error) is error
+def test_any_other_database_error_is_a_fault_named_in_one_line_never_a_traceback(error):
+    result = mapped(error)
+    assert type(result) is DatabaseFault and result.__cause__ is error
+    assert str(error).splitlines()[0] in str(result) and "\n" not in str(result)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        'connection to server at "db" (10.0.0.1), port 5432 failed: FATAL:  database "rag" does not exist',
+        'connection to server on socket "/tmp/.s.PGSQL.5432" failed: FATAL:  role "bob" does not exist',
+        'connection to server at "db", port 5432 failed: FATAL:  password authentication failed for user "u"',
+        'connection to server at "db", port 5432 failed: FATAL:  no pg_hba.conf entry for host "10.0.0.2"',
+    ],
+)
+def test_a_connection_the_server_refuses_for_its_dsn_is_a_configuration_error_not_an_outage(message):
+    result = mapped(psycopg.OperationalError(message))
+    assert type(result) is ConfigurationError
+    assert "DATABASE_URL" in str(result) and "unreachable" not in str(result)
 
 
 @pytest.mark.parametrize(
