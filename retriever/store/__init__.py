@@ -1,7 +1,8 @@
 """The storage room: everything that reads or writes the collection tables.
 
 Nothing here knows about the engine, the CLI or HTTP; psycopg's errors leave this
-package untranslated and become ours in `retriever.engine`.
+package as psycopg raises them and become ours in `retriever.engine` (what this package
+raises itself is ours already).
 
 - `database`     where the database is (DATABASE_URL or the embedded server) and one connection
 - `embedded`     the embedded PostgreSQL 18 + pgvector, started on demand
