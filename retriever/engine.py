@@ -2,15 +2,14 @@
 
 The CLI, the HTTP API, the LangChain retriever, `eval` and `bench` all go through one
 `Engine`. It embeds a query before it takes a connection, migrates the schema the first
-time it opens the primary, and is the one place where lower-level errors (psycopg's,
-the pool's, the ingest package's) become ours (`map_errors`).
+time it opens the primary, and runs every operation inside `retriever.boundary.map_errors`,
+where lower-level errors (psycopg's, the pool's, the ingest package's) become ours.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -22,67 +21,27 @@ import numpy as np
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from ingest import ChunkingConfig, IngestInputError, SkippedSource, SourceDocument, iter_documents, iter_records
+from ingest import ChunkingConfig, SkippedSource, SourceDocument, iter_documents, iter_records
+from retriever.boundary import map_errors
 from retriever.connections import ApiPools, borrow, ensure_migrated, open_primary
 from retriever.embeddings import EmbeddingModel, get_embedding_model
 from retriever.errors import (
     CollectionNotFound,
-    ConfigurationError,
     DocumentNotFound,
-    HybridRagError,
-    InputError,
-    database_error,
 )
 from retriever.results import SearchParams, SearchResult
 from retriever.search import Steps, run_steps, run_steps_async, search_steps, validate_query
 from retriever.settings import Settings, get_settings
 from retriever.store.collections import check_embeddings, create_collection, get_collection, list_collections
-from retriever.store.database import configure_async, connect, mask_dsn, read_dsns
+from retriever.store.database import configure_async, connect, read_dsns
 from retriever.store.maintenance import CollectionStats, maintain_collection
 from retriever.store.pipeline import IngestReport, ingest_documents
 from retriever.store.tables import Collection
 from retriever.store.writer import delete_documents
 
-__all__ = ["Engine", "map_errors"]
+__all__ = ["Engine", "map_errors"]  # map_errors: the boundary every operation runs inside
 
 T = TypeVar("T")
-
-
-# libpq's FATAL answers at connect that say the DSN itself is wrong (a database, role or password)
-_REFUSED = re.compile(
-    r"FATAL: +(database .* does not exist|role .* does not exist|password authentication failed"
-    r"|no pg_hba\.conf entry|role .* is not permitted to log in)"
-)
-
-
-@contextlib.contextmanager
-def map_errors() -> Iterator[None]:
-    """Translate lower-level errors into ours: the one boundary where that happens.
-
-    psycopg's go by SQLSTATE (the table is `retriever.errors.database_error`): outages and
-    timeouts become `DatabaseUnavailable`, data exceptions `InputError`, PostgreSQL's limits
-    `LimitExceeded`, faults an operator must fix `DatabaseFault`; the ingest package's input
-    errors become `InputError`.
-    """
-    try:
-        yield
-    except HybridRagError:
-        raise
-    except IngestInputError as exc:
-        raise InputError(str(exc)) from None
-    except psycopg.Error as exc:
-        text = str(exc).strip()
-        line = mask_dsn(text.splitlines()[0] if text else type(exc).__name__)
-        sqlstate = getattr(exc, "sqlstate", None)  # None: psycopg's own refusals, lost connections, the pool
-        if sqlstate is None and isinstance(exc, psycopg.DataError):
-            sqlstate = "22000"  # a value psycopg cannot send (a NUL character)
-        elif sqlstate is None and "number of parameters must be between" in line:
-            sqlstate = "54000"  # libpq's own limit of 65535 bind parameters
-        elif sqlstate is None and _REFUSED.search(line):  # the server answered: retrying will not help
-            raise ConfigurationError(f"the database refused the connection: {line}; check DATABASE_URL") from exc
-        elif sqlstate is None and isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
-            sqlstate = "08000"  # could not connect, connection lost, no pooled connection in time
-        raise database_error(sqlstate, line, operational=isinstance(exc, psycopg.OperationalError)) from exc
 
 
 class Engine:

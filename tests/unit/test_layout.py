@@ -38,7 +38,7 @@ def rank(module: str) -> int | None:
             return 1
         if room == "store":
             return 2
-        if rest in ("query", "search", "connections"):
+        if rest in ("query", "search", "connections", "boundary"):
             return 3
         if rest in ("engine", "serving"):
             return 4
