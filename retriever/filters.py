@@ -1,11 +1,33 @@
 """Metadata filters: a small Mongo-style language compiled to parameterised SQL.
 
     {"lang": "en"}                          equality (also {"lang": {"$eq": "en"}})
+    {"lang": {"$ne": "de"}}                 not equal (also true when the key is absent)
     {"topic": {"$in": ["a", "b"]}}          one of ($nin: none of)
     {"year": {"$gte": 2020, "$lt": 2024}}   ranges on numbers or strings ($gt $gte $lt $lte)
     {"author": {"$exists": true}}           key present (false: absent)
-    {"lang": {"$ne": "de"}}                 not equal (also true when the key is absent)
+    {"tags": {"$contains": "brew"}}         the array holds this element
+    {"tags": {"$contains": ["a", "b"]}}     the array holds all of these, in any order
     {"$and": [f, ...]}, {"$or": [f, ...]}   combinations; several keys in one object mean AND
+
+`$eq` is exact JSON equality for every type, and `$ne` its exact complement: for any value v,
+`{"k": {"$eq": v}}` and `{"k": {"$ne": v}}` split a collection in two, with the documents
+that lack `k` on the `$ne` side. So `{"tags": ["brew"]}` matches `["brew"]` only, not
+`["brew", "espresso"]` nor `["espresso", "brew"]` (arrays compare element by element, in
+order); objects compare key by key; numbers by value (1 equals 1.0); a string never equals
+a number, nor a scalar an array that holds it. `{"k": null}` matches a stored JSON null,
+not a missing key (for that: `{"k": {"$exists": false}}`); `{"k": {"$ne": null}}` matches
+every other document, missing key included.
+
+`$contains` is PostgreSQL's jsonb containment (`@>`) of the stored value: with a scalar or a
+list, the stored value is an array holding each given element (duplicates and order do not
+matter); with an object, the stored value is an object holding those keys with (recursively)
+contained values, e.g. {"meta": {"$contains": {"kind": "faq"}}}. It never matches a stored
+scalar: a scalar is tested with `$eq`.
+
+Equality and `$contains` compile to `metadata @> {k: v}`, which the collection's GIN
+(jsonb_path_ops) index serves; for scalars that alone is exact equality (under a key,
+containment does not let an array contain a scalar), and for an array or object `$eq` adds
+`metadata -> k = v`, with containment as the index's prefilter.
 
 Keys and values always travel as query parameters, never as SQL text.
 
@@ -14,8 +36,8 @@ up front (`LimitExceeded`, HTTP 422) instead of meeting PostgreSQL's own limits 
 parameters, statement size) as a database error:
 
 - values: one per condition (`{"k": v}`, `$ne`, `$gt`…, `$exists`) and one per element of
-  an `$in`/`$nin` list, at most `max_values` (the MAX_FILTER_VALUES setting, default 1000)
-  and never over HARD_MAX_VALUES (10,000): a value binds at most two parameters;
+  an `$in`/`$nin`/`$contains` list, at most `max_values` (the MAX_FILTER_VALUES setting,
+  default 1000) and never over HARD_MAX_VALUES (10,000): a value binds at most two parameters;
 - one key: at most MAX_KEY_CHARS (256) characters;
 - all its keys and strings together: at most MAX_FILTER_CHARS (1,000,000) characters;
 - `$and`/`$or` nesting: at most MAX_DEPTH (32) levels.
@@ -41,9 +63,10 @@ __all__ = [
     "compile_filter",
 ]
 
-OPERATORS = ("$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$exists")
+OPERATORS = ("$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$exists", "$contains")
 _RANGE = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _SCALAR = (str, int, float, bool, type(None))
+_LISTED = ("$in", "$nin", "$contains")  # each element of their list counts as a value
 MAX_DEPTH = 32  # $and/$or nesting; far deeper would exhaust Python's recursion while composing SQL
 HARD_MAX_VALUES = 10_000  # ≤ 20,000 bind parameters, far below PostgreSQL's 65,535, whatever the settings say
 MAX_KEY_CHARS = 256
@@ -85,10 +108,25 @@ class _Compiler:
 
     def operator(self, key: str, op: str, operand: Any) -> sql.Composable:
         if op == "$eq":
-            # containment keeps the GIN (jsonb_path_ops) index usable for plain equality
-            return sql.SQL("{} @> {}").format(self.column, self.param(Jsonb({key: operand})))
+            # containment keeps the GIN (jsonb_path_ops) index usable; for a scalar it is exact
+            # equality, as an array contains a bare scalar only at the top level, never under a key
+            document = self.param(Jsonb({key: operand}))
+            contained = sql.SQL("{} @> {}").format(self.column, document)
+            if isinstance(operand, _SCALAR):
+                return contained
+            # an array or object contains smaller ones (["a", "b"] @> ["a"]): compare exactly too,
+            # with the key and value read back from the same two parameters
+            name = self.param(key)
+            return sql.SQL("({contained} AND ({column} -> {name}) = ({document} -> {name}))").format(
+                contained=contained, column=self.column, name=name, document=document
+            )
         if op == "$ne":
             return sql.SQL("{} IS DISTINCT FROM {}").format(self.field(key), self.param(Jsonb(operand)))
+        if op == "$contains":
+            if not isinstance(operand, (*_SCALAR, list, dict)):
+                raise InvalidFilter(f"$contains on {key!r} takes a value, a list of values or an object")
+            elements = [operand] if isinstance(operand, _SCALAR) else operand
+            return sql.SQL("{} @> {}").format(self.column, self.param(Jsonb({key: elements})))
         if op in ("$in", "$nin"):
             if not isinstance(operand, list) or not all(isinstance(v, _SCALAR) for v in operand):
                 raise InvalidFilter(f"{op} on {key!r} takes a list of scalar values")
@@ -123,7 +161,7 @@ def check_filter(spec: Any, max_values: int | None = None) -> int:
     if values > limit:
         raise LimitExceeded(
             f"the filter compares {values} values, over the limit of {limit} "
-            "(MAX_FILTER_VALUES: one per condition and per $in/$nin element)"
+            "(MAX_FILTER_VALUES: one per condition and per $in/$nin/$contains element)"
         )
     if chars > MAX_FILTER_CHARS:
         raise LimitExceeded(
@@ -155,7 +193,7 @@ def _measure(spec: Any) -> tuple[int, int]:
                 else:
                     explicit = isinstance(value, Mapping) and any(str(op).startswith("$") for op in value)
                     for op, operand in (value if explicit else {"$eq": value}).items():
-                        listed = op in ("$in", "$nin") and isinstance(operand, list)
+                        listed = op in _LISTED and isinstance(operand, list)
                         values += max(1, len(operand)) if listed else 1
                         stack.append((operand, False))
     return values, chars

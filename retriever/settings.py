@@ -65,7 +65,7 @@ class Settings:
     max_query_chars: int = _env("MAX_QUERY_CHARS", "longest query text accepted", 2000)
     max_filter_values: int = _env(
         "MAX_FILTER_VALUES",
-        "most values a search filter may compare with: one per condition and per $in/$nin element (10000 at most)",
+        "most values a filter may compare: one per condition and per $in/$nin/$contains element (10000 at most)",
         1000,
     )
     max_documents_per_request: int = _env("MAX_DOCUMENTS_PER_REQUEST", "documents per ingest request", 256)

@@ -9,13 +9,13 @@ from importlib.metadata import PackageNotFoundError, version
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from retriever.embeddings import EmbeddingModel
 from retriever.http.auth import ApiKeys
+from retriever.http.docs import DOCS_PATH, docs_page, docs_router
 from retriever.http.problems import problem_response
-from retriever.http.routes import routers
+from retriever.http.routes import routers, strict_body
 from retriever.http.schemas import refine_openapi
 from retriever.serving import ServingEngine
 from retriever.settings import Settings, get_settings
@@ -36,8 +36,9 @@ def _openapi(secured: bool) -> OpenAPIConfig:
         version=_version(),
         description="Hybrid (BM25 + vector) retrieval on PostgreSQL. Errors are RFC 9457 problem details "
         "(application/problem+json). " + ("Send `Authorization: Bearer <API key>`." if secured else ""),
-        path="/schema",
-        render_plugins=[ScalarRenderPlugin()],
+        path=DOCS_PATH,
+        render_plugins=[docs_page()],  # its script and stylesheet served by the app itself, not a CDN
+        openapi_router=docs_router(),
         components=Components(
             security_schemes={
                 "bearer": SecurityScheme(
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, *, model: EmbeddingModel | None
         route_handlers=routers(secured=keys.enabled),
         lifespan=[lifespan],
         exception_handlers={Exception: problem_response},
+        before_request=strict_body,  # bodies are checked strictly; Litestar's own decoding is lax
         openapi_config=_openapi(keys.enabled),
         request_max_body_size=settings.max_request_bytes,
         logging_config=None,

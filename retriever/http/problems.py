@@ -14,7 +14,8 @@ DatabaseDiskFull             507      database-disk-full     (the database serve
 DatabaseFault                500      database-fault         (what happened in plain words; the database's line and
                                                              what to do are logged, for the operator; no Retry-After)
 Litestar: malformed body     400      malformed-request      (also JSON nested too deeply to decode)
-Litestar: failed validation  422      invalid-request        (+ errors: [{message, key, source}])
+Litestar: failed validation  422      invalid-request        (+ errors: [{message, key, source}]; the detail names
+                                                             the first; bodies are checked strictly, see routes)
 Litestar: body too large     413      request-too-large
 Litestar: other 4xx          as is    about:blank            (401 adds WWW-Authenticate, 405 keeps Allow)
 anything else                500      about:blank            (logged; no details leave the process)
@@ -123,6 +124,9 @@ def _litestar(request: Request, exc: HTTPException) -> Response[Problem]:
     if isinstance(exc, ValidationException):
         errors = [_field_error(item) for item in exc.extra or [] if isinstance(item, dict)]  # type: ignore[union-attr]
         detail = "the request does not match the schema"
+        if errors:  # name the field: "k: Expected `int`, got `str`"
+            first = errors[0]
+            detail += f" ({first.key}: {first.message})" if first.key else f" ({first.message})"
         return _problem(request, 422, _URN + "invalid-request", "Invalid request", detail, errors=errors or None)
     if status == 400:
         return _problem(request, 400, _URN + "malformed-request", "Malformed request", exc.detail, headers=headers)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 from urllib.parse import unquote_to_bytes
 
+import msgspec
 from litestar import Request, Router, delete, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.exceptions import SerializationException, ValidationException
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import Body, Parameter
@@ -27,7 +30,7 @@ from retriever.http.schemas import (
 )
 from retriever.serving import ServingEngine
 
-__all__ = ["routers"]
+__all__ = ["routers", "strict_body"]
 
 CollectionName = Annotated[
     str,
@@ -155,6 +158,39 @@ async def healthz() -> Status:
 async def readyz(engine: EngineDep) -> Status:
     await engine.ready()
     return Status("ready")
+
+
+_AT = re.compile(r"^(?P<message>.*?)(?: - at `\$\.?(?P<key>.*)`)?$", re.DOTALL)  # msgspec: "... - at `$.a[0].b`"
+_UNKNOWN = re.compile(r"^Object contains unknown field `(.*)`$", re.DOTALL)
+
+
+async def strict_body(request: Request[Any, Any, State]) -> None:
+    """Check a request body against its Struct strictly, before Litestar decodes it (a `before_request` hook).
+
+    Litestar converts bodies with msgspec in lax mode (`strict=False` in its signature model), which takes "5" for
+    5, "1" or 1 for true and "null" for null. Here a string, number or boolean of the wrong type is a 422 naming the
+    field, as the schema says; ints are floats (weights), as in JSON, but booleans are not ints, and an int field
+    takes no float (not even 5.0). A body that passes is then decoded by Litestar as before, with nothing left to
+    coerce. Path parameters are all strings, and no endpoint takes query parameters.
+    """
+    field = request.route_handler.parsed_data_field
+    if field is None or not await request.body():  # no body expected or none sent: Litestar answers as before
+        return
+    try:
+        body = await request.json()
+    except SerializationException:  # malformed JSON: Litestar's own 400, as before
+        return
+    try:
+        msgspec.convert(body, field.annotation, strict=True)
+    except msgspec.ValidationError as exc:
+        found = _AT.match(str(exc))
+        message, key = (found["message"], found["key"] or None) if found else (str(exc), None)
+        if unknown := _UNKNOWN.match(message):  # the key is the unknown field itself
+            key = f"{key}.{unknown[1]}" if key else unknown[1]
+        raise ValidationException(
+            detail=f"Validation failed for {request.method} {request.url.path}",
+            extra=[{"message": message, "key": key, "source": "body"}],
+        ) from exc
 
 
 def _engine(state: State) -> ServingEngine:

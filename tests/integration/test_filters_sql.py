@@ -141,3 +141,147 @@ def test_a_filtered_search_is_planned_for_its_values_even_where_plans_are_reused
 
     generic, custom = plans_after_eight(lambda year: SearchParams(filter={"year": {"$gte": year}}))
     assert generic == 0 and custom > 0
+
+
+# --- $eq is exact JSON equality and $ne its complement, for every kind of value; $contains is containment ----
+
+MISSING = object()  # a document without the key
+
+# the value of "tags" in each document; "a" and "b" are the reported case
+SHAPES: dict[str, Any] = {
+    "a": ["brew", "espresso"],
+    "b": ["brew"],
+    "reversed": ["espresso", "brew"],
+    "repeated": ["brew", "brew"],
+    "nested": [["brew"]],
+    "empty": [],
+    "null-in-array": [None],
+    "scalar": "brew",
+    "one": 1,
+    "one-point-zero": 1.0,
+    "one-as-string": "1",
+    "true": True,
+    "null": None,
+    "object": {"kind": "faq", "n": 1},
+    "empty-object": {},
+    "missing": MISSING,
+}
+
+# every stored value, and some that no document holds exactly
+VALUES: list[Any] = [value for value in SHAPES.values() if value is not MISSING] + [
+    ["espresso"],
+    [["brew"], "x"],
+    {"kind": "faq"},
+    {"n": 1, "kind": "faq"},
+    "espresso",
+    0,
+    False,
+]
+
+
+def json_equal(left: Any, right: Any) -> bool:
+    """JSON equality: a boolean is no number, numbers compare by value, arrays in order, objects by key."""
+    if isinstance(left, bool) or isinstance(right, bool):
+        return isinstance(left, bool) and isinstance(right, bool) and left == right
+    if isinstance(left, int | float) or isinstance(right, int | float):
+        return isinstance(left, int | float) and isinstance(right, int | float) and left == right
+    if isinstance(left, list) or isinstance(right, list):
+        return (
+            isinstance(left, list)
+            and isinstance(right, list)
+            and len(left) == len(right)
+            and all(json_equal(x, y) for x, y in zip(left, right, strict=True))
+        )
+    if isinstance(left, dict) or isinstance(right, dict):
+        return (
+            isinstance(left, dict)
+            and isinstance(right, dict)
+            and left.keys() == right.keys()
+            and all(json_equal(left[k], right[k]) for k in left)
+        )
+    return left == right  # strings and null
+
+
+@pytest.fixture(scope="module")
+def shapes_collection(settings, fake_model) -> Iterator[str]:
+    name = f"t_filter_shapes_{uuid.uuid4().hex[:8]}"
+    documents = [
+        SourceDocument(
+            document_id,
+            f"shared filter words, document {document_id}",
+            None,
+            "test",
+            {"n": 0} if value is MISSING else {"tags": value},
+        )
+        for document_id, value in SHAPES.items()
+    ]
+    Engine(settings, model=fake_model).ingest(name, documents, ChunkingConfig())
+    yield name
+    with open_primary(settings) as conn:
+        drop_collection(conn, name)
+
+
+@pytest.fixture(scope="module")
+def matching(settings, fake_model, shapes_collection) -> Iterator[Callable[[dict[str, Any]], set[str]]]:
+    """The documents of the shapes collection a filter selects, in a hybrid search (both legs)."""
+    engine = Engine(settings, model=fake_model)
+    with open_primary(settings) as conn:
+
+        def search(spec: dict[str, Any]) -> set[str]:
+            params = SearchParams(k=100, mode="hybrid", filter=spec, candidates=100)
+            hits = engine.search(shapes_collection, "shared filter words", params, conn=conn).hits
+            return {h.document_id for h in hits}
+
+        assert search({}) == set(SHAPES)
+        yield search
+
+
+def test_eq_on_an_array_is_equality_not_containment_so_eq_and_ne_never_both_match(matching):
+    # the report: a holds ["brew", "espresso"], b holds ["brew"]
+    equal, not_equal = matching({"tags": {"$eq": ["brew"]}}), matching({"tags": {"$ne": ["brew"]}})
+    assert "b" in equal and "a" not in equal
+    assert "a" in not_equal and "b" not in not_equal
+    assert matching({"tags": ["brew"]}) == equal == {"b"}
+    assert {"a", "b"} <= matching({"tags": {"$contains": ["brew"]}})
+
+
+def test_eq_and_ne_partition_the_collection_for_every_value(matching):
+    """For each value v: {"tags": {"$eq": v}} selects exactly the JSON-equal documents (as does
+    {"tags": v}), {"tags": {"$ne": v}} all the others, missing key included."""
+    everything = set(SHAPES)
+    wrong = []
+    for value in VALUES:
+        expected = {d for d, stored in SHAPES.items() if stored is not MISSING and json_equal(stored, value)}
+        equal, plain, not_equal = (
+            matching({"tags": {"$eq": value}}),
+            matching({"tags": value}),
+            matching({"tags": {"$ne": value}}),
+        )
+        if equal != expected or plain != expected or not_equal != everything - expected:
+            wrong.append(f"{value!r}: $eq {sorted(equal)}, plain {sorted(plain)}, $ne {sorted(not_equal)}")
+    assert not wrong, "\n".join(wrong)
+
+
+CONTAINS: list[tuple[Any, set[str]]] = [
+    ("brew", {"a", "b", "reversed", "repeated"}),  # never the scalar "brew", nor ["brew"] nested one deeper
+    (["brew"], {"a", "b", "reversed", "repeated"}),
+    (["brew", "espresso"], {"a", "reversed"}),
+    (["espresso", "brew", "brew"], {"a", "reversed"}),
+    (["espresso"], {"a", "reversed"}),
+    ([["brew"]], {"nested"}),
+    ([], {"a", "b", "reversed", "repeated", "nested", "empty", "null-in-array"}),  # any array
+    (None, {"null-in-array"}),
+    ({"kind": "faq"}, {"object"}),
+    ({}, {"object", "empty-object"}),  # any object
+    (1, set()),
+    ("latte", set()),
+]
+
+
+def test_contains_selects_arrays_holding_the_elements_and_objects_holding_the_pairs(matching):
+    wrong = []
+    for operand, expected in CONTAINS:
+        found = matching({"tags": {"$contains": operand}})
+        if found != expected:
+            wrong.append(f"$contains {operand!r}: {sorted(found)}, expected {sorted(expected)}")
+    assert not wrong, "\n".join(wrong)

@@ -48,6 +48,17 @@ def test_eq_operator_is_the_same_as_a_plain_value():
     assert values(explicit_params) == values(plain_params) == [{"lang": "en"}]
 
 
+@pytest.mark.parametrize("value", [["brew"], [], {"kind": "faq"}, {}, [{"a": 1}]])
+def test_eq_on_an_array_or_object_is_exact_equality_with_containment_as_the_index_prefilter(value):
+    # containment alone would let ["brew"] match ["brew", "espresso"]; two parameters, as for a scalar $ne
+    for spec in ({"tags": value}, {"tags": {"$eq": value}}):
+        text, params = compiled(spec)
+        assert text == (
+            "((c.metadata @> %(filter_0)s AND (c.metadata -> %(filter_1)s) = (%(filter_0)s -> %(filter_1)s)))"
+        )
+        assert values(params) == [{"tags": value}, "tags"]
+
+
 def test_ne_is_null_safe_inequality():
     text, params = compiled({"lang": {"$ne": "de"}})
     assert "IS DISTINCT FROM" in text
@@ -76,6 +87,33 @@ def test_several_operators_on_one_key_are_anded():
     text, params = compiled({"year": {"$gte": 2020, "$lt": 2024}})
     assert " >= " in text and " < " in text and " AND " in text
     assert [v for v in values(params) if v != "year"] == [2020, 2024]
+
+
+@pytest.mark.parametrize(
+    ("operand", "bound"),
+    [
+        ("brew", ["brew"]),
+        (None, [None]),
+        (3, [3]),
+        (["brew", "espresso"], ["brew", "espresso"]),
+        ([], []),
+        ({"kind": "faq"}, {"kind": "faq"}),
+    ],
+)
+def test_contains_is_jsonb_containment_of_a_list_or_object_a_scalar_standing_for_a_list_of_one(operand, bound):
+    text, params = compiled({"tags": {"$contains": operand}})
+    assert text == "(c.metadata @> %(filter_0)s)"
+    assert values(params) == [{"tags": bound}]
+
+
+def test_contains_is_a_listed_operator():
+    assert "$contains" in OPERATORS
+
+
+@pytest.mark.parametrize("operand", [{1, 2}, ("a", "b"), object()])
+def test_contains_takes_json_values_only(operand):
+    with pytest.raises(InvalidFilter, match=r"\$contains on 'tags' takes"):
+        compile_filter({"tags": {"$contains": operand}}, COLUMN)
 
 
 @pytest.mark.parametrize(("operand", "negated"), [(True, False), (False, True)])
@@ -146,7 +184,7 @@ def test_keys_travel_as_parameters_never_as_sql_text(op):
     operand = {"$in": ["v"], "$nin": ["v"], "$exists": True}.get(op, "v")
     text, params = compiled({key: {op: operand}})
     assert "DROP" not in text and "evil" not in text
-    assert key in values(params) or {key: operand} in values(params)
+    assert any(value == key or (isinstance(value, dict) and key in value) for value in values(params))
 
 
 def test_values_travel_as_parameters_never_as_sql_text():
@@ -186,6 +224,15 @@ def test_every_element_of_an_in_list_counts_as_a_value():
     assert check_filter({"topic": {"$in": []}}) == 1  # an empty list still binds its key
 
 
+def test_every_element_of_a_contains_list_counts_as_a_value_and_an_eq_array_as_one():
+    assert check_filter({"tags": {"$contains": ["a", "b", "c"]}}) == 3
+    assert check_filter({"tags": {"$contains": "a"}, "meta": {"$contains": {"x": 1, "y": 2}}}) == 2
+    assert check_filter({"tags": {"$contains": []}}) == 1
+    assert check_filter({"tags": ["a", "b", "c"], "other": {"$eq": ["a", "b"]}}) == 2
+    with pytest.raises(LimitExceeded, match="1001 values"):
+        compile_filter({"tags": {"$contains": list(range(1000))}, "lang": "en"}, COLUMN, max_values=1000)
+
+
 def test_without_a_setting_the_hard_ceiling_applies_and_no_setting_can_raise_it():
     with pytest.raises(LimitExceeded, match=f"{HARD_MAX_VALUES + 1} values.*limit of {HARD_MAX_VALUES}"):
         compile_filter(or_of(HARD_MAX_VALUES + 1), COLUMN)
@@ -195,7 +242,7 @@ def test_without_a_setting_the_hard_ceiling_applies_and_no_setting_can_raise_it(
 
 def test_a_filter_at_the_hard_ceiling_binds_far_fewer_parameters_than_postgres_accepts():
     # the operators that bind most: two parameters (key and value) per value
-    ops = [{"$ne": "x"}, {"$gt": 1}, {"$in": ["a"]}, {"$exists": True}, "plain"]
+    ops = [{"$ne": "x"}, {"$gt": 1}, {"$in": ["a"]}, {"$exists": True}, "plain", ["an", "array"], {"$contains": "a"}]
     spec = {"$or": [{f"k{i}": ops[i % len(ops)]} for i in range(HARD_MAX_VALUES)]}
     _, params = compile_filter(spec, COLUMN)
     assert len(params) <= 2 * HARD_MAX_VALUES < 65_535
