@@ -197,7 +197,7 @@ _EXAMPLES: dict[int, tuple[str, str, str]] = {
 }
 
 _DESCRIPTIONS = {
-    400: "Malformed request body (not JSON)",
+    400: "Malformed request: a body that is not JSON, or an invalid Host header (on any endpoint)",
     401: "Missing or wrong API key",
     404: "Unknown collection or document (also for collections outside the key's scope)",
     409: "The collection was built with other embeddings than the server's, or its load is unfinished",

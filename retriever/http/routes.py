@@ -125,7 +125,10 @@ def _exact_document_id(request: Request[Any, Any, State], name: str) -> str | No
     "/collections",
     summary="List collections",
     description="Collections with their sizes and embedding model (those the API key may use).",
-    responses={200: _ok(CollectionList, examples.COLLECTIONS, "Collections by name"), **problem_responses(401, 503)},
+    responses={
+        200: _ok(CollectionList, examples.COLLECTIONS, "Collections by name"),
+        **problem_responses(400, 401, 503),
+    },
 )
 async def collections(request: Request[Any, Any, State], engine: EngineDep) -> CollectionList:
     grant: Grant = request.state.grant
@@ -143,7 +146,7 @@ async def collections(request: Request[Any, Any, State], engine: EngineDep) -> C
     "/healthz",
     summary="Liveness",
     description="The process is alive (no database involved).",
-    responses={200: _ok(Status, examples.ALIVE, "Alive")},
+    responses={200: _ok(Status, examples.ALIVE, "Alive"), **problem_responses(400)},
 )
 async def healthz() -> Status:
     return Status("ok")
@@ -153,7 +156,7 @@ async def healthz() -> Status:
     "/readyz",
     summary="Readiness",
     description="Every configured database answers; 503 when one does not.",
-    responses={200: _ok(Status, examples.READY, "Ready"), **problem_responses(503)},
+    responses={200: _ok(Status, examples.READY, "Ready"), **problem_responses(400, 503)},
 )
 async def readyz(engine: EngineDep) -> Status:
     await engine.ready()

@@ -451,3 +451,11 @@ async def test_writes_borrow_connections_from_the_api_pool(client, collection_na
     writes = client.app.state.engine._pools.writes
     assert writes.max_size == max(3, api_settings.pool_size)
     assert writes.get_stats()["requests_num"] >= 2
+
+
+async def test_an_invalid_host_header_is_a_documented_400_problem_on_every_endpoint(client):
+    schema = (await client.get("/schema/openapi.json")).json()
+    for method, path in (("get", "/v1/collections"), ("get", "/healthz"), ("get", "/readyz")):
+        response = await client.request(method.upper(), path, headers={**AUTH, "host": "bad>host"})
+        assert_problem(response, 400, "malformed-request")
+        assert "400" in schema["paths"][path][method]["responses"]
