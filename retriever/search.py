@@ -8,6 +8,7 @@ sync and the async path cannot drift apart: same hits, same errors, for the same
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
@@ -124,16 +125,14 @@ def run_steps(conn: psycopg.Connection, steps: Steps) -> Searched:
         except StopIteration as done:
             return done.value
         start = time.perf_counter()
-        if step.atomic:
-            with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
-                for statement, values in step.statements:
-                    cur.execute(statement, values)
-                rows = cur.fetchall()
-        else:
-            with conn.cursor() as cur:
-                for statement, values in step.statements:
-                    cur.execute(statement, values)
-                rows = cur.fetchall()
+        with contextlib.ExitStack() as held:
+            if step.atomic:  # one transaction, sent in one round trip
+                held.enter_context(conn.pipeline())
+                held.enter_context(conn.transaction())
+            cur = held.enter_context(conn.cursor())
+            for statement, values in step.statements:
+                cur.execute(statement, values)
+            rows = cur.fetchall()
         reply = StepResult(rows, (time.perf_counter() - start) * 1000)
 
 
@@ -146,14 +145,12 @@ async def run_steps_async(conn: psycopg.AsyncConnection, steps: Steps) -> Search
         except StopIteration as done:
             return done.value
         start = time.perf_counter()
-        if step.atomic:
-            async with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
-                for statement, values in step.statements:
-                    await cur.execute(statement, values)
-                rows = await cur.fetchall()
-        else:
-            async with conn.cursor() as cur:
-                for statement, values in step.statements:
-                    await cur.execute(statement, values)
-                rows = await cur.fetchall()
+        async with contextlib.AsyncExitStack() as held:
+            if step.atomic:
+                await held.enter_async_context(conn.pipeline())
+                await held.enter_async_context(conn.transaction())
+            cur = await held.enter_async_context(conn.cursor())
+            for statement, values in step.statements:
+                await cur.execute(statement, values)
+            rows = await cur.fetchall()
         reply = StepResult(rows, (time.perf_counter() - start) * 1000)

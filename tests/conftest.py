@@ -62,6 +62,16 @@ def collection_name(settings: Settings) -> Iterator[str]:
             pass
 
 
+@pytest.fixture
+def names(settings: Settings) -> Iterator[list[str]]:
+    """A list a test appends the collection names it makes to; every one is dropped afterwards."""
+    made: list[str] = []
+    yield made
+    with open_primary(settings) as conn:
+        for name in made:
+            drop_collection(conn, name)
+
+
 class HashEmbeddings(Embeddings):
     """Deterministic fake embeddings (bag of hashed words): only for tests that do not judge ranking."""
 

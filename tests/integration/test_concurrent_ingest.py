@@ -15,17 +15,15 @@ import asyncio
 import dataclasses
 import threading
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from litestar.testing import AsyncTestClient
 
 from ingest import ChunkingConfig, SourceDocument, document_hash, split_document
 from retriever import Engine
-from retriever.connections import open_primary
 from retriever.http import create_app
 from retriever.store.batches import BatchWriter
-from retriever.store.collections import create_collection, drop_collection
+from retriever.store.collections import create_collection
 from retriever.store.writer import PreparedDocument
 
 CHUNKING = ChunkingConfig(chunk_size=100, chunk_overlap=0)  # ~3 chunks a document: several write batches
@@ -47,16 +45,6 @@ def documents(numbers: range) -> list[SourceDocument]:
 
 SEED = documents(range(1000, 1001))
 FIRST, SECOND = range(0, 100), range(50, 150)  # 100 + 100 documents, 50 in common
-
-
-@pytest.fixture
-def names(settings) -> Iterator[list[str]]:
-    """Collection names to use; every one is dropped afterwards."""
-    made: list[str] = []
-    yield made
-    with open_primary(settings) as conn:
-        for name in made:
-            drop_collection(conn, name)
 
 
 def fresh(names: list[str]) -> str:

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -29,7 +28,6 @@ from ingest import ChunkingConfig, SourceDocument
 from retriever import CollectionIncomplete, Engine, SearchParams
 from retriever.connections import open_primary
 from retriever.http import create_app
-from retriever.store.collections import drop_collection
 
 CHUNKING = ChunkingConfig(chunk_size=100, chunk_overlap=0)  # ~3 chunks a document, 256 chunks a batch
 QUERIES = ["42", "137", "7", "199"]  # each names one note: every chunk it matches is returned
@@ -88,15 +86,6 @@ def corpus() -> list[SourceDocument]:
         )
         for i in range(200)
     ]
-
-
-@pytest.fixture
-def names(settings) -> Iterator[list[str]]:
-    made: list[str] = []
-    yield made
-    with open_primary(settings) as conn:
-        for name in made:
-            drop_collection(conn, name)
 
 
 def killed_first_load(settings, names: list[str]) -> str:
