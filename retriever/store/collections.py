@@ -7,6 +7,7 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from retriever.errors import CollectionNotFound, EmbeddingMismatch, InputError
+from retriever.store.languages import DEFAULT_LANGUAGE, find_language, text_search
 from retriever.store.postings import create_postings
 from retriever.store.tables import SCHEMA, SIDE_TABLES, Collection, validate_name
 
@@ -28,7 +29,8 @@ __all__ = [
 # first and builds it last, so a load that is running, or was killed, leaves it missing.
 REGISTRY_COLUMNS = sql.SQL(
     """name, embedding_model, dimensions, text_config::text AS text_config, chunk_count, total_length,
-       created_at, to_regclass('hybrid_rag.' || quote_ident(name || '_postings_order')) IS NOT NULL AS complete"""
+       created_at, to_regclass('hybrid_rag.' || quote_ident(name || '_postings_order')) IS NOT NULL AS complete,
+       language, accent_insensitive"""
 )
 _SELECT = sql.SQL("SELECT {} FROM hybrid_rag.collections ").format(REGISTRY_COLUMNS)
 
@@ -95,9 +97,23 @@ CREATE TABLE {tombstones} (
 
 
 def create_collection(
-    conn: psycopg.Connection, name: str, *, embedding_model: str, dimensions: int, text_config: str = "english"
+    conn: psycopg.Connection,
+    name: str,
+    *,
+    embedding_model: str,
+    dimensions: int,
+    language: str | None = None,
+    accent_insensitive: bool = False,
 ) -> Collection:
-    """Get the collection, creating it (registry row and tables) if it does not exist."""
+    """Get the collection, creating it (registry row and tables) if it does not exist.
+
+    `language` is any text search configuration of the server (default `english`; see
+    `retriever.store.languages`); `accent_insensitive` makes `cafe` match `café` (needs the
+    unaccent extension). Both are fixed at creation: for an existing collection they are
+    only checked. Raises `InvalidName`, `EmbeddingMismatch`, and `InputError` for an
+    unknown language, a server without unaccent, or a language or accent-insensitivity
+    the existing collection was not created with.
+    """
     validate_name(name)
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('hybrid_rag.collection:' || %s))", (name,))
@@ -107,14 +123,15 @@ def create_collection(
             existing = None
         if existing is not None:
             check_embeddings(existing, embedding_model, dimensions)
+            _check_language(cur, existing, language, accent_insensitive)
             return existing
-        cur.execute("SELECT count(*) FROM pg_ts_config WHERE cfgname = %s", (text_config,))
-        if cur.fetchone()[0] != 1:  # type: ignore[index]
-            raise InputError(f"unknown text search configuration {text_config!r}")
+        chosen = text_search(
+            cur, DEFAULT_LANGUAGE if language is None else language, accent_insensitive=accent_insensitive
+        )
         cur.execute(
-            "INSERT INTO hybrid_rag.collections (name, embedding_model, dimensions, text_config) "
-            "VALUES (%s, %s, %s, %s::regconfig)",
-            (name, embedding_model, dimensions, text_config),
+            "INSERT INTO hybrid_rag.collections (name, embedding_model, dimensions, text_config, language, "
+            "accent_insensitive) VALUES (%s, %s, %s, %s::regconfig, %s, %s)",
+            (name, embedding_model, dimensions, chosen.config, chosen.language, chosen.accent_insensitive),
         )
         created = get_collection(conn, name)
         cur.execute(
@@ -123,13 +140,24 @@ def create_collection(
                 documents=created.table("documents"),
                 tombstones=created.table("tombstones"),
                 dimensions=sql.Literal(int(dimensions)),
-                config=sql.Literal(text_config),
+                config=sql.Literal(chosen.config),
                 document_index=created.index("document_id"),
                 metadata_index=created.index("metadata_gin"),
             )
         )
         create_postings(cur, created)
-    return created
+        return get_collection(conn, name)  # as its tables now are (complete: the posting index exists)
+
+
+def _check_language(cur: psycopg.Cursor, existing: Collection, language: str | None, accent_insensitive: bool) -> None:
+    """Refuse to ask an existing collection for another language, or for accents it does not ignore."""
+    asked = find_language(cur, language).name if language is not None else existing.language
+    if asked != existing.language or (accent_insensitive and not existing.accent_insensitive):
+        raise InputError(
+            f"collection {existing.name!r} was created with language {existing.language_label!r}, and a "
+            f"collection's language is fixed at creation: use another collection for {asked!r}"
+            f"{', accent-insensitive' if accent_insensitive else ''}"
+        )
 
 
 def drop_collection(conn: psycopg.Connection, name: str) -> None:

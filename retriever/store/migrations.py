@@ -104,10 +104,22 @@ END
 $migration$
 """
 
+# The registry records each collection's language as chosen (its `text_config` is the
+# configuration used: the language itself, or its accent-insensitive derivative). Every
+# collection before this one was made in its `text_config`, accents kept.
+m004_collection_language = """
+ALTER TABLE hybrid_rag.collections
+    ADD COLUMN language text,
+    ADD COLUMN accent_insensitive boolean NOT NULL DEFAULT false;
+UPDATE hybrid_rag.collections SET language = text_config::text;
+ALTER TABLE hybrid_rag.collections ALTER COLUMN language SET NOT NULL
+"""
+
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m001_initial", m001_initial),
     ("m002_posting_blocks", m002_posting_blocks),
     ("m003_no_array_statistics", m003_no_array_statistics),
+    ("m004_collection_language", m004_collection_language),
 )
 
 

@@ -58,6 +58,13 @@ class Collection:
     total_length: int  # Σ chunk lengths in lexemes: N × avgdl
     created_at: datetime
     complete: bool = True  # False while a first (bulk) load has not built the posting blocks
+    language: str = "english"  # the text search configuration chosen at creation (`german`, `simple`...)
+    accent_insensitive: bool = False  # then `text_config` is the language's `hybrid_rag.<language>_unaccent`
+
+    @property
+    def language_label(self) -> str:
+        """The language as people read it: `german`, or `french, accent-insensitive`."""
+        return f"{self.language}, accent-insensitive" if self.accent_insensitive else self.language
 
     def table(self, suffix: str = "") -> sql.Identifier:
         """`hybrid_rag.<name>` or one of its side tables (`documents`, `postings`, `terms`, `tombstones`)."""

@@ -4,7 +4,9 @@ Specification: ANALYZE gathers statistics for the posting blocks' `term` and
 `max_impact` (the search plans use them) but not for their arrays (no plan does, and
 sampling them was most of ANALYZE's time); a collection made before that rule gets it
 from migration m003, and migrating twice changes nothing. Migrations are frozen SQL: m002
-lays out an older collection's posting blocks exactly as a full rebuild does today.
+lays out an older collection's posting blocks exactly as a full rebuild does today. The
+registry records each collection's language; m004 gives an older collection the one its
+text search configuration names, accents kept.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from ingest import ChunkingConfig, SourceDocument
 from retriever import Engine
 from retriever.connections import open_primary
 from retriever.results import SearchParams
-from retriever.store.collections import get_collection
+from retriever.store.collections import create_collection, get_collection
 from retriever.store.migrations import migrate
 from retriever.store.postings import refresh_postings
 
@@ -112,3 +114,20 @@ def test_migration_m002_rebuilds_the_posting_blocks_of_an_older_collection(setti
     assert migrated == rebuilt
     assert indexes == {f"{collection_name}_postings_order", f"{collection_name}_postings_tails"}
     assert Engine(settings, model=fake_model).search(collection_name, "alpha delta", SearchParams(mode="text")).hits
+
+
+def test_migration_m004_records_the_language_of_an_older_collection(settings, collection_name, fake_model):
+    with open_primary(settings) as conn:
+        create_collection(
+            conn, collection_name, embedding_model=fake_model.name, dimensions=fake_model.dimensions, language="german"
+        )
+        with conn.transaction():  # as the registry was before m004, which knew only `text_config`
+            conn.execute("ALTER TABLE hybrid_rag.collections DROP COLUMN language, DROP COLUMN accent_insensitive")
+            conn.execute("DELETE FROM hybrid_rag.migrations WHERE name = 'm004_collection_language'")
+
+        assert migrate(conn) == ["m004_collection_language"]
+        assert migrate(conn) == []
+        migrated = get_collection(conn, collection_name)
+
+    assert (migrated.language, migrated.accent_insensitive, migrated.text_config) == ("german", False, "german")
+    assert Engine(settings, model=fake_model).collections()
