@@ -17,12 +17,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt tools/portable-pgvector.sh
 	touch $@
 
 demo: install
-	$(BIN)/hybrid-rag ingest samples/corpus --collection demo
+	$(BIN)/hybrid-rag ingest samples/corpus --collection demo --prune
 	$(BIN)/hybrid-rag search "what should I buy someone who wants to start stargazing" --collection demo -k 3 --collapse
 	$(BIN)/hybrid-rag search "Hemileia vastatrix" --collection demo -k 3 --collapse
 	$(BIN)/hybrid-rag search "how long do beans stay fresh" --collection demo -k 3 --filter '{"year": {"$$gte": 2023}}'
+	$(BIN)/hybrid-rag search --like samples/corpus/coffee/espresso-basics.md --collection demo -k 3 --collapse
 
 test: install
+	bash tools/postgres15.sh
 	$(BIN)/python -m pytest
 
 lint: install

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from bench._data import corpus_file, load_corpus
+from bench._data import corpus_file
 from bench.ingest import ingest_table, run_ingest_bench
 from bench.query import query_table, run_query_bench
 from eval import DatasetError
@@ -192,27 +192,51 @@ def scale_command(
 
 @bench.command("embed")
 @dataset_argument
+@click.option("--chunks", default=256, show_default=True, type=click.IntRange(min=1), help="Chunks per round.")
+@click.option("--queries", default=100, show_default=True, type=click.IntRange(min=1), help="Queries per round.")
 @click.option("--rounds", default=3, show_default=True, type=click.IntRange(min=1), help="Interleaved rounds.")
-@click.option("--sample", default=256, show_default=True, type=click.IntRange(min=1), help="Chunks per round.")
+@click.option(
+    "--budget", default=240, show_default=True, type=click.IntRange(min=1), help="Start no round after this (s)."
+)
+@click.option("--sweep", is_flag=True, help="Time ONNX Runtime settings one at a time instead (torch as anchor).")
 @json_option
 @out_option
 @cli_errors
-def embed_command(dataset_dir: Path, rounds: int, sample: int, as_json: bool, out: Path | None) -> None:
-    """Chunks/s of the packaged model, plain float32 vs int8 dynamic quantisation.
+def embed_command(
+    dataset_dir: Path,
+    chunks: int,
+    queries: int,
+    rounds: int,
+    budget: int,
+    sweep: bool,
+    as_json: bool,
+    out: Path | None,
+) -> None:
+    """Chunks/s and query latency of the packaged model: sentence-transformers (torch) vs ONNX Runtime.
 
-    Same chunks (cut as `bench ingest` cuts them) for both, rounds alternating which
-    goes first; prints each round's ratio, the medians and the cosine between the two
-    models' vectors.
+    Same chunks (cut as `hybrid-rag ingest` cuts them, embedded in its batches of 256) and the
+    dataset's test queries one at a time, in rounds alternating which backend goes first; prints each
+    round's figures with the machine's load average, the medians, and the cosine between the two
+    backends' vectors. --sweep times ONNX Runtime's optimisation levels, threads and batch sizes.
 
     \b
     Example:
-        hybrid-rag bench embed ../shared/datasets/scifact --rounds 5
+        hybrid-rag bench embed ../shared/datasets/scifact --rounds 3
+        hybrid-rag bench embed ../shared/datasets/scifact --sweep --chunks 128 --queries 50
     """
-    from bench.embed import embed_table, run_embed_bench
+    from bench.embed import bench_texts, embed_table, load_backends, run_embed_bench
+    from bench.embed_sweep import run_onnx_sweep, sweep_table
 
+    settings = settings_from(None)
     try:
-        path = corpus_file(dataset_dir)
+        chunk_texts, query_texts = bench_texts(dataset_dir, chunks, queries)
     except DatasetError as exc:
         raise CliError(str(exc)) from None
-    results = run_embed_bench(load_corpus(path).texts, rounds=rounds, sample=sample)
+    models = load_backends(settings)
+    if sweep:
+        cache = settings.data_home / "cache" / "onnx"
+        results = run_onnx_sweep(models["torch"], cache, chunk_texts, query_texts, budget_s=budget)
+        _emit(results, sweep_table(results), as_json, out)
+        return
+    results = run_embed_bench(models, chunk_texts, query_texts, rounds=rounds, budget_s=budget)
     _emit(results, embed_table(results), as_json, out)

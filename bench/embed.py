@@ -1,112 +1,183 @@
-"""`bench embed`: the packaged model in float32 (plain) vs int8 dynamic quantisation, on the same texts.
+"""`bench embed`: the packaged model on sentence-transformers (torch, the anchor) vs ONNX Runtime, same texts.
 
-Both models embed the same evenly spread sample in every round; rounds alternate which
-model goes first, so a busy machine slows both alike. The ratio is taken per round and
-its median reported, with the cosine between the two models' vectors of each text.
-
-The int8 candidate quantises every Linear layer per output channel at load time, in
-memory, except each block's feed-forward output projection, whose inputs (GELU outputs) carry
-outliers: on SciFact abstracts its cosine to plain is about 0.99, against 0.98 with
-those layers quantised too and 0.92 with torch's default per-tensor scheme.
+Chunks are cut as `hybrid-rag ingest` cuts them by default (title heading each chunk, 1000 characters,
+150 shared), an evenly spread sample of the corpus; they are embedded in slices of 256, the batches
+the ingest pipeline hands the model. Queries are the dataset's judged questions, embedded one at a
+time, the two backends taking turns on each. Rounds alternate which backend goes first, so a busy
+machine slows both alike; ratios are taken per round and their median reported, with the 1-minute
+load average (`os.getloadavg`) at the start and end of every round. Rounds stop early once the run
+passes its time budget (at least one round always runs).
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
-import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 
-from retriever.embeddings import LocalEmbeddings
+from bench._data import corpus_file, load_corpus
+from eval import load_beir
+from ingest import ChunkingConfig
+from retriever.local_model import LocalEmbeddings
+from retriever.onnx_embeddings import OnnxEmbeddings
+from retriever.settings import Settings
+from retriever.torch_embeddings import SentenceTransformerEmbeddings
 
-__all__ = ["Int8LocalEmbeddings", "embed_table", "run_embed_bench"]
+__all__ = ["INGEST_BATCH", "bench_texts", "embed_table", "load_backends", "run_embed_bench", "spread"]
 
-
-class Int8LocalEmbeddings(LocalEmbeddings):
-    """The packaged model with int8 dynamic quantisation: the candidate the benchmark weighs against plain."""
-
-    def __init__(self, batch_size: int = 64) -> None:
-        super().__init__(batch_size)
-        import torch
-        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-        chosen = {
-            name: per_channel_dynamic_qconfig
-            for name, module in self._model.named_modules()
-            if isinstance(module, torch.nn.Linear) and not _feed_forward_output(name)
-        }
-        with warnings.catch_warnings():  # torch.ao.quantization's deprecation notices, once per tensor
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", UserWarning)
-            quantize_dynamic(self._model, chosen, inplace=True)
+INGEST_BATCH = 256  # chunks per `embed_documents` call in the ingest pipeline
+BACKENDS = ("torch", "onnx")
 
 
-def _feed_forward_output(name: str) -> bool:
-    return name.endswith("output.dense") and ".attention." not in name
+def spread(items: Sequence[str], count: int) -> list[str]:
+    """`count` items evenly spread over `items` (all of them when there are fewer)."""
+    step = max(1, len(items) // max(count, 1))
+    return list(items[::step][:count])
 
 
-def _sample(texts: Sequence[str], size: int) -> list[str]:
-    step = max(1, len(texts) // size)
-    return list(texts[::step][:size])
+def bench_texts(dataset_dir: Path, chunks: int, queries: int, split: str = "test") -> tuple[list[str], list[str]]:
+    """Chunks cut with ingest's default chunking and judged queries of `split`, each evenly spread.
+
+    Raises `eval.DatasetError` when the folder lacks a corpus, queries or judgements.
+    """
+    dataset = load_beir(dataset_dir, split)
+    texts = load_corpus(corpus_file(dataset_dir), chunking=ChunkingConfig()).texts
+    return spread(texts, chunks), spread(list(dataset.queries.values()), queries)
 
 
-def _timed(model: LocalEmbeddings, texts: list[str]) -> tuple[float, np.ndarray]:
+def load_backends(settings: Settings) -> dict[str, LocalEmbeddings]:
+    """Both backends, ONNX with its defaults (its graph cached in `settings.data_home`)."""
+    return {
+        "torch": SentenceTransformerEmbeddings(),
+        "onnx": OnnxEmbeddings(settings.data_home / "cache" / "onnx"),
+    }
+
+
+def _ingest_rate(model: LocalEmbeddings, chunks: list[str]) -> tuple[float, np.ndarray]:
     started = time.perf_counter()
-    vectors = model.embed_array(texts)
-    return len(texts) / (time.perf_counter() - started), vectors
+    parts = [model.embed_array(chunks[at : at + INGEST_BATCH]) for at in range(0, len(chunks), INGEST_BATCH)]
+    return len(chunks) / (time.perf_counter() - started), np.concatenate(parts)
 
 
-def run_embed_bench(texts: list[str], *, rounds: int = 3, sample: int = 256) -> dict[str, Any]:
-    """Chunks/s of plain and int8 in interleaved rounds, their ratio, and how close their vectors are."""
-    if not texts:
-        raise click.ClickException("no texts to embed")
-    if rounds < 1 or sample < 1:
-        raise click.ClickException("rounds and sample must be at least 1")
-    import torch
+def _query_times(models: Mapping[str, LocalEmbeddings], queries: list[str], order: tuple[str, ...]) -> dict:
+    """Milliseconds per query for each backend, the backends taking turns on every query."""
+    times: dict[str, list[float]] = {name: [] for name in order}
+    for query in queries:
+        for name in order:
+            started = time.perf_counter()
+            models[name].embed_array([query])
+            times[name].append((time.perf_counter() - started) * 1000)
+    return times
 
-    chosen = _sample(texts, sample)
-    models: dict[str, LocalEmbeddings] = {"plain": LocalEmbeddings(), "int8": Int8LocalEmbeddings()}
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    return {"p50": float(np.percentile(values, 50)), "p95": float(np.percentile(values, 95))}
+
+
+def run_embed_bench(
+    models: Mapping[str, LocalEmbeddings],
+    chunks: list[str],
+    queries: list[str],
+    *,
+    rounds: int = 3,
+    budget_s: float = 240.0,
+) -> dict[str, Any]:
+    """Chunks/s on ingest batches and single-query latency of "torch" and "onnx", per round and as medians.
+
+    Also the cosine between the two backends' vectors of every chunk and query. Raises
+    `click.ClickException` on an empty sample or fewer than one round.
+    """
+    if not chunks or not queries:
+        raise click.ClickException("no chunks or no queries to embed")
+    if rounds < 1:
+        raise click.ClickException("rounds must be at least 1")
     for model in models.values():
-        model.embed_array(chosen[:8])  # the first encode pays one-off costs
+        model.embed_array(chunks[:8])  # the first calls pay one-off costs
+    started = time.perf_counter()
     runs: list[dict[str, Any]] = []
     vectors: dict[str, np.ndarray] = {}
+    query_vectors = {name: model.embed_array(queries) for name, model in models.items()}
     for round_ in range(rounds):
-        order = ("plain", "int8") if round_ % 2 == 0 else ("int8", "plain")
-        speed: dict[str, float] = {}
-        for which in order:
-            speed[which], vectors[which] = _timed(models[which], chosen)
-        runs.append({"first": order[0], **speed, "ratio": speed["int8"] / speed["plain"]})
-    cosine = np.einsum("ij,ij->i", vectors["plain"], vectors["int8"])
+        if runs and time.perf_counter() - started > budget_s:
+            break
+        order = BACKENDS if round_ % 2 == 0 else BACKENDS[::-1]
+        run: dict[str, Any] = {"first": order[0], "load_start": os.getloadavg()[0]}
+        for name in order:
+            run[f"{name}_chunks_per_s"], vectors[name] = _ingest_rate(models[name], chunks)
+        for name, values in _query_times(models, queries, order).items():
+            run[f"{name}_query_ms"] = _percentiles(values)
+        run["ratio"] = run["onnx_chunks_per_s"] / run["torch_chunks_per_s"]
+        run["load_end"] = os.getloadavg()[0]
+        runs.append(run)
+    chunk_cosine = np.einsum("ij,ij->i", vectors["torch"], vectors["onnx"])
+    query_cosine = np.einsum("ij,ij->i", query_vectors["torch"], query_vectors["onnx"])
+    onnx = models["onnx"]
     return {
-        "texts": len(chosen),
+        "chunks": len(chunks),
+        "queries": len(queries),
         "rounds": runs,
-        "threads": torch.get_num_threads(),
-        "plain_chunks_per_s": statistics.median(run["plain"] for run in runs),
-        "int8_chunks_per_s": statistics.median(run["int8"] for run in runs),
-        "ratio_median": statistics.median(run["ratio"] for run in runs),
-        "cosine_mean": float(cosine.mean()),
-        "cosine_min": float(cosine.min()),
+        "seconds": time.perf_counter() - started,
+        "cpus": os.cpu_count(),
+        "onnx_settings": {key: getattr(onnx, key, None) for key in ("batch_size", "threads", "optimization")},
+        "median": {
+            **{f"{name}_chunks_per_s": statistics.median(r[f"{name}_chunks_per_s"] for r in runs) for name in BACKENDS},
+            **{
+                f"{name}_query_p50_ms": statistics.median(r[f"{name}_query_ms"]["p50"] for r in runs)
+                for name in BACKENDS
+            },
+            **{
+                f"{name}_query_p95_ms": statistics.median(r[f"{name}_query_ms"]["p95"] for r in runs)
+                for name in BACKENDS
+            },
+            "ratio": statistics.median(r["ratio"] for r in runs),
+        },
+        "cosine": {
+            "chunks_min": float(chunk_cosine.min()),
+            "chunks_mean": float(chunk_cosine.mean()),
+            "queries_min": float(query_cosine.min()),
+        },
     }
 
 
 def embed_table(results: dict[str, Any]) -> str:
-    """The results as a table people read: one line per round, then the medians and the cosine."""
-    header = f"{'round':<8} {'first':<6} {'plain/s':>9} {'int8/s':>9} {'int8 vs plain':>14}"
+    """One line per round (chunks/s, ratio, query p50/p95, load), then the medians and the cosines."""
+    header = (
+        f"{'round':<7}{'first':<6}{'torch ch/s':>11}{'onnx ch/s':>10}{'ratio':>8}"
+        f"{'torch q p50/p95 ms':>20}{'onnx q p50/p95 ms':>19}{'load 1m':>14}"
+    )
     lines = [
-        f"embed: {results['texts']} texts, packaged all-MiniLM-L6-v2 on CPU ({results['threads']} threads), "
-        "plain float32 vs int8 dynamic quantisation",
+        f"embed: {results['chunks']} chunks in ingest batches of {INGEST_BATCH}, {results['queries']} queries "
+        f"one at a time; sentence-transformers (torch) vs ONNX Runtime {results['onnx_settings']}, "
+        f"{results['cpus']} CPUs",
         header,
         "-" * len(header),
     ]
+
+    def queries(ms: dict[str, float]) -> str:
+        return f"{ms['p50']:.1f} / {ms['p95']:.1f}"
+
     for number, run in enumerate(results["rounds"], 1):
-        lines.append(f"{number:<8} {run['first']:<6} {run['plain']:>9.1f} {run['int8']:>9.1f} {run['ratio']:>13.2f}×")
+        lines.append(
+            f"{number:<7}{run['first']:<6}{run['torch_chunks_per_s']:>11.1f}{run['onnx_chunks_per_s']:>10.1f}"
+            f"{run['ratio']:>7.2f}×{queries(run['torch_query_ms']):>20}{queries(run['onnx_query_ms']):>19}"
+            f"{run['load_start']:>7.2f}→{run['load_end']:.2f}"
+        )
+    median = results["median"]
     lines.append(
-        f"{'median':<15} {results['plain_chunks_per_s']:>9.1f} {results['int8_chunks_per_s']:>9.1f} "
-        f"{results['ratio_median']:>13.2f}×"
+        f"{'median':<13}{median['torch_chunks_per_s']:>11.1f}{median['onnx_chunks_per_s']:>10.1f}"
+        f"{median['ratio']:>7.2f}×"
+        f"{queries({'p50': median['torch_query_p50_ms'], 'p95': median['torch_query_p95_ms']}):>20}"
+        f"{queries({'p50': median['onnx_query_p50_ms'], 'p95': median['onnx_query_p95_ms']}):>19}"
     )
-    lines.append(f"cosine int8 vs plain: mean {results['cosine_mean']:.4f}, min {results['cosine_min']:.4f}")
+    cosine = results["cosine"]
+    lines.append(
+        f"cosine onnx vs torch: chunks min {cosine['chunks_min']:.6f} mean {cosine['chunks_mean']:.6f}, "
+        f"queries min {cosine['queries_min']:.6f}; {results['seconds']:.0f} s"
+    )
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from eval.sweep import run_sweep, sweep_table
 from ingest import ChunkingConfig
 from retriever import SearchParams, validate_name
 from retriever.cli.options import CliError, cli_errors, settings_from
+from retriever.results import FUSIONS
 
 __all__ = ["eval_command"]
 
@@ -36,6 +37,12 @@ def _weights(raw: str) -> tuple[float, float]:
     except ValueError:
         raise CliError(f"--weights must be two numbers like 1,0.7 (vector,text), got {raw!r}") from None
     return vector, text
+
+
+def _fusion(raw: str) -> str:
+    if raw not in FUSIONS:
+        raise CliError(f"unknown fusion {raw!r}: use one of {', '.join(FUSIONS)}")
+    return raw
 
 
 def _queries(ids: list[str], shown: int = 10) -> str:
@@ -73,7 +80,13 @@ def query_notes(results: Mapping[str, Any]) -> list[str]:
     "--chunk-overlap", default=DEFAULT_CHUNKING.chunk_overlap, show_default=True, help="Characters neighbours share."
 )
 @click.option("--candidates", default=SearchParams().candidates, show_default=True, help="Per-leg depth of hybrid.")
-@click.option("--rrf-k", default=SearchParams().rrf_k, show_default=True, help="RRF constant of hybrid.")
+@click.option(
+    "--fusion",
+    default=SearchParams().fusion,
+    show_default=True,
+    help="How hybrid combines its legs: rrf (reciprocal ranks) or linear (min-max normalised scores).",
+)
+@click.option("--rrf-k", default=SearchParams().rrf_k, show_default=True, help="RRF constant of hybrid (rrf only).")
 @click.option("--weights", default=_DEFAULT_WEIGHTS, show_default=True, help="Vector,text leg weights of hybrid.")
 @click.option("--sweep", is_flag=True, help="Score a grid of fusion settings instead (see above).")
 @click.option("--database-url", envvar="DATABASE_URL", help="PostgreSQL DSN (default: embedded in HYBRID_RAG_HOME).")
@@ -88,6 +101,7 @@ def eval_command(
     chunk_size: int,
     chunk_overlap: int,
     candidates: int,
+    fusion: str,
     rrf_k: int,
     weights: str,
     sweep: bool,
@@ -113,19 +127,22 @@ def eval_command(
     one longer than the local model's token window is embedded from its start:
     both are listed in results.json (failed_queries, truncated_queries) and here.
 
-    --sweep instead scores every combination of rrf_k (10 20 40 60 100), weights
-    vector,text (1,1 1,0.7 0.7,1 1,1.5 1.5,1) and candidates (50 100 200) for the
-    hybrid mode on one split (train by default: tune on train, report on test),
-    and writes sweep.json and sweep.md.
+    --sweep instead scores, for the hybrid mode on one split (train by default:
+    tune on train, report on test), both fusions at candidates 50, 100 and 200
+    with weights vector,text 1,1 1,0.7 0.7,1 1,0.5 0.5,1 1,1.5 1.5,1 1,0.3 0.3,1:
+    rrf with every rrf_k of 5 10 20 40 60 100, and linear; it writes sweep.json
+    and sweep.md.
 
     \b
     Example:
         hybrid-rag eval ../shared/datasets/scifact --sweep --out results/sweep
-        hybrid-rag eval ../shared/datasets/scifact --rrf-k 20 --weights 1,1.5
+        hybrid-rag eval ../shared/datasets/scifact --weights 0.7,1
+        hybrid-rag eval ../shared/datasets/scifact --fusion rrf --rrf-k 20 --weights 1,1.5
     """
     split = split or ("train" if sweep else "test")
     chosen_modes = _modes(modes)
     weight_pair = _weights(weights)
+    fusion = _fusion(fusion)
     try:
         dataset = load_beir(dataset_dir, split)
     except DatasetError as exc:
@@ -150,7 +167,7 @@ def eval_command(
             f"(the legs in the database: {swept['legs_s']:.0f}s)"
         )
         return
-    params = EvalParams(chosen_modes, k, candidates, rrf_k, weight_pair, chunking)
+    params = EvalParams(chosen_modes, k, candidates, rrf_k, weight_pair, chunking, fusion)
     results = run_eval(dataset, settings, name, params, out, progress=progress, echo=echo)
     click.echo(console_table(results))
     for note in query_notes(results):

@@ -29,6 +29,7 @@ from eval.metrics import score_run
 from eval.report import write_chart, write_markdown, write_results, write_trec_run
 from ingest import ChunkingConfig, SkippedSource
 from retriever import EmbeddingMismatch, EmbeddingModel, Engine, IngestReport, InputError, SearchParams, Settings
+from retriever.embeddings import LocalEmbeddings
 
 __all__ = [
     "DEFAULT_CHUNKING",
@@ -60,8 +61,11 @@ class EvalParams:
     """Documents ranked per query (and scored: Recall@100 needs 100)."""
     candidates: int = SearchParams().candidates
     rrf_k: int = SearchParams().rrf_k
+    """RRF's constant; unused by linear fusion."""
     weights: tuple[float, float] = SearchParams().weights
     chunking: ChunkingConfig = DEFAULT_CHUNKING
+    fusion: str = SearchParams().fusion
+    """How hybrid combines its legs: "rrf" or "linear" (`retriever.fusion`)."""
 
     def search_params(self, mode: str) -> SearchParams:
         """One document per result (collapse); a single leg runs at least k deep so it can fill k."""
@@ -70,6 +74,7 @@ class EvalParams:
             k=self.k,
             mode=mode,  # type: ignore[arg-type]
             candidates=depth,
+            fusion=self.fusion,  # type: ignore[arg-type]
             rrf_k=self.rrf_k,
             weights=self.weights,
             collapse=True,
@@ -80,6 +85,7 @@ class EvalParams:
         return {
             "k": self.k,
             "candidates": self.candidates,
+            "fusion": self.fusion,
             "rrf_k": self.rrf_k,
             "weights": {"vector": self.weights[0], "text": self.weights[1]},
             "collapse": True,
@@ -121,13 +127,12 @@ def eval_settings(settings: Settings, depth: int, queries: Iterable[str] = ()) -
 def truncated_queries(model: EmbeddingModel, queries: Mapping[str, str]) -> dict[str, Any] | None:
     """The queries longer than the model's token window (it embeds only their first `limit_tokens` tokens), or
     None when the model exposes no window (an OpenAI model, a test double)."""
-    # The one reach into private state: LocalEmbeddings keeps its SentenceTransformer as `_model`, which cuts
-    # every text at `max_seq_length` tokens, [CLS] and [SEP] included.
-    transformer = getattr(model.embeddings, "_model", None)
-    limit, tokenizer = getattr(transformer, "max_seq_length", None), getattr(transformer, "tokenizer", None)
-    if not isinstance(limit, int) or tokenizer is None:
+    # a local model cuts every text at `max_seq_length` tokens, [CLS] and [SEP] included
+    embeddings = model.embeddings
+    if not isinstance(embeddings, LocalEmbeddings):
         return None
-    ids = [qid for qid, text in queries.items() if len(tokenizer(text, verbose=False)["input_ids"]) > limit]
+    limit = embeddings.max_seq_length
+    ids = [qid for qid, text in queries.items() if embeddings.token_count(text) > limit]
     return {"count": len(ids), "limit_tokens": limit, "ids": ids}
 
 
@@ -303,10 +308,13 @@ def write_outputs(out_dir: Path, results: Mapping[str, Any], runs: Mapping[str, 
         write_trec_run(out_dir / f"{mode}.trec", run, tag=f"hybrid-rag-{mode}")
     report = write_markdown(out_dir, results)
     used = results["parameters"]
+    fusion = used.get("fusion", "rrf")
     described = (
-        f"k {used['k']}, candidates {used['candidates']}, rrf_k {used['rrf_k']}, "
-        f"weights vector {used['weights']['vector']:g} / text {used['weights']['text']:g}, one document per result, "
-        f"chunks of {used['chunk_size']} characters (overlap {used['chunk_overlap']}), embeddings {used['embeddings']}"
+        f"k {used['k']}, candidates {used['candidates']}, "
+        + (f"rrf_k {used['rrf_k']}, " if fusion == "rrf" else "")
+        + f"fusion {fusion}, weights vector {used['weights']['vector']:g} / text {used['weights']['text']:g}, "
+        f"one document per result, chunks of {used['chunk_size']} characters (overlap {used['chunk_overlap']}), "
+        f"embeddings {used['embeddings']}"
     )
     with report.open("a", encoding="utf-8") as markdown:
         markdown.write(

@@ -1,8 +1,10 @@
-"""Fusion sweep: each leg runs once per depth in the database; every (rrf_k, weights) is fused in Python.
+"""Fusion sweep: each leg runs once per depth in the database; every fusion setting is fused in Python.
 
-`retriever.fusion.rrf_fuse` is the pure function the hybrid statement implements (an
-integration test checks the two agree), so fusing the legs' chunk rankings here and
-collapsing to documents gives exactly the ranking the database would, at no cost per setting.
+`retriever.fusion.rrf_fuse` and `linear_fuse` are the pure functions the hybrid statement
+implements (integration tests check they agree), so fusing the legs' chunk rankings here
+and collapsing to documents gives exactly the ranking the database would, at no cost per
+setting. Each leg is read with linear fusion alone, so its hits carry the leg's min-max
+normalised scores, which `linear_fuse` normalises again without change.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from eval.runner import (
     truncated_queries,
 )
 from ingest import ChunkingConfig
-from retriever import Engine, SearchParams, Settings, rrf_fuse
+from retriever import Engine, SearchParams, Settings
+from retriever.fusion import linear_fuse, rrf_fuse
+from retriever.results import FUSIONS
 
 __all__ = ["SweepGrid", "fuse_run", "run_legs", "run_sweep", "sweep_table", "write_sweep"]
 
@@ -41,13 +45,34 @@ LEGS = ("vector", "text")
 
 @dataclass(frozen=True, slots=True)
 class SweepGrid:
-    """The fusion settings a sweep tries: every combination of the three."""
+    """The fusion settings a sweep tries: each method with every combination of its parameters."""
 
-    rrf_ks: tuple[int, ...] = (10, 20, 40, 60, 100)
-    weights: tuple[tuple[float, float], ...] = ((1.0, 1.0), (1.0, 0.7), (0.7, 1.0), (1.0, 1.5), (1.5, 1.0))
-    """(vector, text) leg weights."""
+    rrf_ks: tuple[int, ...] = (5, 10, 20, 40, 60, 100)
+    """RRF's constant (the linear fusion has none)."""
+    weights: tuple[tuple[float, float], ...] = (
+        (1.0, 1.0),
+        (1.0, 0.7),
+        (0.7, 1.0),
+        (1.0, 0.5),
+        (0.5, 1.0),
+        (1.0, 1.5),
+        (1.5, 1.0),
+        (1.0, 0.3),
+        (0.3, 1.0),
+    )
+    """(vector, text) leg weights, for both methods."""
     candidates: tuple[int, ...] = (50, 100, 200)
     """Per-leg depth."""
+    fusions: tuple[str, ...] = FUSIONS
+
+    def settings(self) -> list[tuple[str, int | None, tuple[float, float]]]:
+        """(fusion, rrf_k or None, weights) for every setting tried at one depth."""
+        return [
+            (fusion, rrf_k, weights)
+            for fusion in self.fusions
+            for rrf_k in (self.rrf_ks if fusion == "rrf" else (None,))
+            for weights in self.weights
+        ]
 
 
 @dataclass
@@ -56,6 +81,8 @@ class Legs:
 
     rankings: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     """Query id -> {leg: chunk ids, best first}."""
+    scores: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    """Query id -> {leg: the chunks' min-max normalised leg scores, in `rankings` order}."""
     document_of: dict[str, str] = field(default_factory=dict)
     failed: dict[str, dict[str, str]] = field(default_factory=dict)
     """Leg -> {query id: why its search was refused}; such a query's ranking in that leg is empty."""
@@ -74,11 +101,12 @@ def run_legs(
 
     A query the search refuses as its own fault (e.g. an empty one) ranks nothing and is listed in `failed`.
     """
-    legs = Legs({qid: {} for qid in queries})
+    legs = Legs({qid: {} for qid in queries}, {qid: {} for qid in queries})
     engine = Engine(settings)
     with engine.reader() as conn:
         for leg in LEGS:
-            params = SearchParams(k=candidates, mode=leg, candidates=candidates)  # type: ignore[arg-type]
+            # linear fusion of one leg at weight 1: each hit's score is the leg's normalised score
+            params = SearchParams(k=candidates, mode=leg, candidates=candidates, fusion="linear", weights=(1.0, 1.0))  # type: ignore[arg-type]
             params.validate(settings)  # a bad parameter is the run's fault, not each query's
             rank_of = "vector_rank" if leg == "vector" else "text_rank"
             failed = legs.failed.setdefault(leg, {})
@@ -87,15 +115,21 @@ def run_legs(
                 found = search_one(engine, collection, qid, text, params, failed, embedding=vector, conn=conn)
                 hits = sorted(found.hits if found is not None else [], key=lambda hit: getattr(hit, rank_of))
                 legs.rankings[qid][leg] = [hit.id for hit in hits]
+                legs.scores[qid][leg] = [hit.score for hit in hits]
                 legs.document_of.update((hit.id, hit.document_id) for hit in hits)
     return legs
 
 
-def fuse_run(legs: Legs, *, rrf_k: int, weights: tuple[float, float], k: int) -> Run:
+def fuse_run(legs: Legs, *, rrf_k: int | None, weights: tuple[float, float], k: int, fusion: str = "rrf") -> Run:
     """The document ranking the hybrid statement (collapse on) returns for these legs and settings."""
     run: Run = {}
+    by_leg = dict(zip(LEGS, weights, strict=True))
     for qid, rankings in legs.rankings.items():
-        fused = rrf_fuse(rankings, weights=dict(zip(LEGS, weights, strict=True)), rrf_k=rrf_k)
+        if fusion == "linear":
+            scored = {leg: list(zip(ids, legs.scores[qid][leg], strict=True)) for leg, ids in rankings.items()}
+            fused = linear_fuse(scored, weights=by_leg)
+        else:
+            fused = rrf_fuse(rankings, weights=by_leg, rrf_k=60 if rrf_k is None else rrf_k)
         hits = ((legs.document_of[chunk], score) for chunk, score, _ in fused)
         run[qid] = chunks_to_documents(hits, k) if fused else {}
     return run
@@ -141,17 +175,17 @@ def run_sweep(
         for leg, refused in legs.failed.items():
             failed[leg].update(refused)
         legs_alone[str(candidates)] = {leg: score_run(dataset.qrels, leg_run(legs, leg, k)) for leg in LEGS}
-        for rrf_k in grid.rrf_ks:
-            for weights in grid.weights:
-                run = fuse_run(legs, rrf_k=rrf_k, weights=weights, k=k)
-                rows.append(
-                    {
-                        "candidates": candidates,
-                        "rrf_k": rrf_k,
-                        "weights": {"vector": weights[0], "text": weights[1]},
-                        **score_run(dataset.qrels, run),
-                    }
-                )
+        for fusion, rrf_k, weights in grid.settings():
+            run = fuse_run(legs, fusion=fusion, rrf_k=rrf_k, weights=weights, k=k)
+            rows.append(
+                {
+                    "fusion": fusion,
+                    "candidates": candidates,
+                    "rrf_k": rrf_k,
+                    "weights": {"vector": weights[0], "text": weights[1]},
+                    **score_run(dataset.qrels, run),
+                }
+            )
     rows.sort(key=lambda row: tuple(-row[metric] for metric in ("ndcg@10", "recall@100", "mrr@10")))
     sweep = {
         "dataset": dataset.root.resolve().name,
@@ -167,6 +201,7 @@ def run_sweep(
             "embeddings": model.name,
         },
         "grid": {
+            "fusion": list(grid.fusions),
             "rrf_k": list(grid.rrf_ks),
             "weights": [{"vector": v, "text": t} for v, t in grid.weights],
             "candidates": list(grid.candidates),
@@ -181,15 +216,16 @@ def run_sweep(
     return sweep
 
 
-_HEADERS = ("#", "candidates", "rrf_k", "w_vector", "w_text", "nDCG@10", "R@10", "R@100", "MRR@10")
+_HEADERS = ("#", "fusion", "candidates", "rrf_k", "w_vector", "w_text", "nDCG@10", "R@10", "R@100", "MRR@10")
 
 
 def _rows(sweep: Mapping[str, Any], top: int | None) -> list[tuple[str, ...]]:
     return [
         (
             str(rank),
+            row.get("fusion", "rrf"),
             str(row["candidates"]),
-            str(row["rrf_k"]),
+            "-" if row["rrf_k"] is None else str(row["rrf_k"]),
             f"{row['weights']['vector']:g}",
             f"{row['weights']['text']:g}",
             *(f"{row[metric]:.4f}" for metric in METRICS),
@@ -217,7 +253,7 @@ def write_sweep(out_dir: Path, sweep: Mapping[str, Any]) -> None:
     lines = [
         f"# Fusion sweep: {sweep['dataset']} ({sweep['split']})",
         "",
-        f"{sweep['queries']} queries; hybrid mode, one document per result; sorted by nDCG@10.",
+        f"{sweep['queries']} queries; hybrid mode, one document per result; sorted by nDCG@10 (rrf_k is RRF's alone).",
         "",
         "| " + " | ".join(_HEADERS) + " |",
         "|" + "---:|" * len(_HEADERS),

@@ -37,6 +37,30 @@ def _maintain() -> click.Command:
     return maintain_command
 
 
+def _documents() -> click.Command:
+    from retriever.cli.documents import documents_command
+
+    return documents_command
+
+
+def _document() -> click.Command:
+    from retriever.cli.documents import document_command
+
+    return document_command
+
+
+def _delete() -> click.Command:
+    from retriever.cli.documents import delete_command
+
+    return delete_command
+
+
+def _drop() -> click.Command:
+    from retriever.cli.documents import drop_command
+
+    return drop_command
+
+
 def _serve() -> click.Command:
     from retriever.cli.serve import serve_command
 
@@ -59,6 +83,10 @@ COMMANDS: dict[str, Callable[[], click.Command]] = {
     "ingest": _ingest,
     "search": _search,
     "collections": _collections,
+    "documents": _documents,
+    "document": _document,
+    "delete": _delete,
+    "drop": _drop,
     "maintain": _maintain,
     "serve": _serve,
     "eval": _eval,
@@ -73,6 +101,13 @@ class _LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         loader = COMMANDS.get(cmd_name)
         return loader() if loader else None
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:  # a mistyped option is a user mistake like any other: one line, exit 2
+            where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+            raise click.UsageError(f"{exc.format_message()} (see {where} --help)") from None
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -7,7 +7,7 @@ from ._models import ChunkingConfig, SourceDocument
 from ._split import sha256_hex
 
 # Bump when split_document changes its output, so every stored document is re-chunked.
-_CHUNKING_SCHEME = 1
+_CHUNKING_SCHEME = 2  # 2: HTML main text, PDF pages, titles capped in chunk content
 
 
 def document_hash(doc: SourceDocument, config: ChunkingConfig) -> str:
@@ -18,6 +18,7 @@ def document_hash(doc: SourceDocument, config: ChunkingConfig) -> str:
         "title": doc.title,
         "source": doc.source,
         "metadata": doc.metadata,
+        "page_starts": doc.page_starts,
         "chunk_size": config.chunk_size,
         "chunk_overlap": config.chunk_overlap,
     }

@@ -56,6 +56,9 @@ def _documents(
         except json.JSONDecodeError as error:
             on_skip(SkippedSource(where, f"line {number}: invalid JSON ({error.msg})"))
             continue
+        except RecursionError:
+            on_skip(SkippedSource(where, f"line {number}: JSON nested too deeply"))
+            continue
         except RecordError as error:
             on_skip(SkippedSource(where, f"line {number}: {error}"))
             continue

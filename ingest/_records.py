@@ -4,6 +4,7 @@ import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
+from ._clean import text_problem, value_problem
 from ._errors import IngestInputError
 from ._models import SourceDocument
 from ._text import clean_title
@@ -65,6 +66,7 @@ def _id(record: Mapping[str, Any]) -> str | None:
         raise RecordError("id must be a string or an integer")
     if isinstance(value, str) and not value.strip():
         raise RecordError("id must not be empty")
+    _check(text_problem(str(value), "id"))
     return str(value)
 
 
@@ -73,8 +75,7 @@ def _title(value: object) -> str | None:
         return None
     if not isinstance(value, str):
         raise RecordError("title must be a string")
-    if "\0" in value:
-        raise RecordError("title contains a NUL character")
+    _check(text_problem(value, "title"))
     # BEIR corpora write "title": "" for untitled documents
     return clean_title(value)
 
@@ -87,9 +88,7 @@ def _text(record: Mapping[str, Any]) -> str:
         raise RecordError("text must be a string")
     if not value.strip():
         raise RecordError("empty text")
-    if "\0" in value:
-        # PostgreSQL text cannot hold NUL
-        raise RecordError("text contains a NUL character")
+    _check(text_problem(value, "text"))
     return value
 
 
@@ -98,4 +97,11 @@ def _metadata(value: object) -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping):
         raise RecordError("metadata must be an object")
+    _check(value_problem(value, "metadata"))
     return dict(value)
+
+
+def _check(problem: str | None) -> None:
+    # what PostgreSQL text or jsonb cannot hold would fail the whole batch in the database
+    if problem is not None:
+        raise RecordError(problem)

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from ._clean import clean_text
 from ._errors import SkipFile
 
 # Same window git uses to tell binary from text.
@@ -9,7 +10,7 @@ _SNIFF_BYTES = 8192
 
 
 def read_text(path: Path) -> str:
-    """Read a UTF-8 text file, or raise SkipFile when it holds no usable text."""
+    """Read a UTF-8 text file, control characters dropped, or raise SkipFile when it holds no usable text."""
     data = path.read_bytes()
     if b"\0" in data[:_SNIFF_BYTES]:
         raise SkipFile("binary file")
@@ -17,12 +18,14 @@ def read_text(path: Path) -> str:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise SkipFile("not valid UTF-8") from None
+    if "\0" in text:
+        # a NUL past the sniffed window: still a binary file, not text with a stray character
+        raise SkipFile("binary file")
+    # an escape sequence or a bell in a log or a note is noise to every reader and tokenizer
+    text = clean_text(normalise_newlines(text))
     if not text.strip():
         raise SkipFile("empty file")
-    if "\0" in text:
-        # PostgreSQL text cannot hold NUL, so a late NUL would fail the whole batch
-        raise SkipFile("binary file")
-    return normalise_newlines(text)
+    return text
 
 
 def normalise_newlines(text: str) -> str:

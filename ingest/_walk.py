@@ -1,6 +1,15 @@
-"""Finding the documents under the paths a user names: folders, files, ids."""
+"""Finding the documents under the paths a user names: folders, files, ids.
 
+A file's document id is its real path: absolute, symlinks resolved, in POSIX form
+(`/home/ann/kb/ferns.md`), so one file is one document however its path is spelled
+(relative, absolute, `./`, `..`, through a symlink, from another working directory)
+and two different files never share an id. Its chunks' `source` is the same path; a
+JSONL corpus's records keep their own ids, with the corpus file's real path as `source`.
+"""
+
+import gzip
 import os
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -9,11 +18,13 @@ from ._html import load_html
 from ._jsonl import iter_jsonl
 from ._markdown import load_markdown
 from ._models import SkippedSource, SourceDocument
-from ._pdf import load_pdf
+from ._pdf import read_pdf
 from ._text import load_plain_text
 
+__all__ = ["OnSkip", "file_document_id", "iter_documents"]
+
 OnSkip = Callable[[SkippedSource], None]
-Loader = Callable[[Path], tuple[str | None, str]]
+Loader = Callable[[Path], tuple[str | None, str] | tuple[str | None, str, tuple[int, ...]]]
 
 _LOADERS: dict[str, Loader] = {
     ".txt": load_plain_text,
@@ -21,19 +32,29 @@ _LOADERS: dict[str, Loader] = {
     ".markdown": load_markdown,
     ".html": load_html,
     ".htm": load_html,
-    ".pdf": load_pdf,
+    ".pdf": read_pdf,
 }
 _CORPORA = (".jsonl", ".jsonl.gz")
+
+
+def file_document_id(path: str | Path) -> str:
+    """The document id (and chunk `source`) of the file at `path`: its real path, absolute, in POSIX form.
+
+    `docs/a.md`, `./docs/a.md`, `/srv/x/../docs/a.md` and a symlink to it all give the
+    same id. The file need not exist (then the path is made absolute, resolving what exists).
+    """
+    return Path(os.path.realpath(path)).as_posix()
 
 
 def iter_documents(paths: Iterable[str | Path], on_skip: OnSkip) -> Iterator[SourceDocument]:
     """Yield the documents in files and folders, reporting each file or line left out.
 
     Raises IngestInputError at once, before anything is read, when a path does
-    not exist. Ids of files found in a folder are the folder's name followed by
-    the path inside it (``docs/a/b.md``); a file named directly keeps its path as
-    given, normalised. JSONL lines keep their own ids. An id already seen in
-    this call is reported and skipped, never silently overwritten.
+    not exist. A file's id and `source` are `file_document_id(file)`, whether it
+    was named directly or found in a folder; JSONL lines keep their own ids, with
+    the corpus file's real path as `source`. Skipped files are reported by the
+    path as given. An id already seen in this call is reported and skipped,
+    never silently overwritten (the same file named twice is read once).
     """
     # a lone path is a common slip: iterating "docs" would yield "d", "o", ...
     given = [paths] if isinstance(paths, str | Path) else list(paths)
@@ -51,13 +72,12 @@ def _iter_documents(roots: list[Path], on_skip: OnSkip) -> Iterator[SourceDocume
 
 
 def _files(root: Path, on_skip: OnSkip) -> Iterator[tuple[Path, str]]:
+    """Each file under `root` (or `root` itself), as given for messages, with its document id."""
     if not root.is_dir():
-        yield root, os.path.normpath(root).replace(os.sep, "/")
+        yield root, file_document_id(root)
         return
-    # abspath, so that "." and "docs/" still have a name
-    prefix = Path(os.path.abspath(root)).name
     for relative in _walk(root, on_skip):
-        yield root / relative, "/".join(filter(None, (prefix, relative.as_posix())))
+        yield root / relative, file_document_id(root / relative)
 
 
 def _walk(folder: Path, on_skip: OnSkip) -> list[Path]:
@@ -88,10 +108,12 @@ def _load(path: Path, document_id: str, seen: set[str], on_skip: OnSkip) -> Iter
         on_skip(SkippedSource(where, "not a regular file"))
         return
     if kind in _CORPORA:
-        yield from iter_jsonl(path, seen, on_skip)
+        # read through the real path, so that its records' `source` is as stable as a file's id
+        yield from iter_jsonl(Path(document_id), seen, on_skip)
         return
     try:
-        title, text = _LOADERS[kind](path)
+        # a paged source (PDF) also gives where each page starts
+        title, text, *paged = _LOADERS[kind](path)
     except SkipFile as skip:
         on_skip(SkippedSource(where, skip.reason))
         return
@@ -105,9 +127,34 @@ def _load(path: Path, document_id: str, seen: set[str], on_skip: OnSkip) -> Iter
         on_skip(SkippedSource(where, f"duplicate id {document_id}"))
         return
     seen.add(document_id)
-    yield SourceDocument(document_id, text, title, where, {})
+    yield SourceDocument(document_id, text, title, document_id, {}, page_starts=paged[0] if paged else None)
 
 
 def _file_type(path: Path) -> str:
     name = path.name.lower()
     return ".jsonl.gz" if name.endswith(".jsonl.gz") else path.suffix.lower()
+
+
+def count_documents(paths: Iterable[str | Path]) -> int:
+    """How many documents `iter_documents` will read at most: files of a known type, and JSONL lines.
+
+    For a progress total: one cheap pass (JSONL files are read, not parsed), errors counted as nothing.
+    """
+    given = [paths] if isinstance(paths, str | Path) else list(paths)
+    total = 0
+    for root in (Path(path) for path in given if os.path.exists(path)):
+        for path, _ in _files(root, lambda item: None):
+            kind = _file_type(path)
+            if kind in _LOADERS:
+                total += 1
+            elif kind in _CORPORA:
+                total += _count_lines(path)
+    return total
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb") as stream:
+            return sum(1 for line in stream if line.strip())
+    except (OSError, EOFError, zlib.error):
+        return 0

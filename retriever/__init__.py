@@ -1,9 +1,10 @@
 """hybrid-rag's retriever: hybrid (HNSW + BM25, RRF) search on PostgreSQL in one statement.
 
-The public surface: `Engine` (every operation: ingest, search, delete, maintain),
-`HybridRetriever` (LangChain), `Settings`, `EmbeddingModel`, `SearchParams`,
-`SearchResult`, `Hit`, `IngestReport`, `rrf_fuse`, `validate_name`, and the error
-hierarchy. Everything else is internal.
+The public surface: `Engine` (every operation: ingest, search, list, get and delete
+documents, drop, maintain), `HybridRetriever` (LangChain), `Settings`, `EmbeddingModel`,
+`SearchParams`, `SearchResult`, `Hit`, `IngestReport`, the stored documents' `DocumentPage`,
+`DocumentInfo`, `StoredDocument` and `StoredChunk`, `rrf_fuse`, `validate_name`, and the
+error hierarchy. Everything else is internal.
 """
 
 from retriever.embeddings import EmbeddingModel
@@ -27,6 +28,7 @@ from retriever.errors import (
 from retriever.fusion import rrf_fuse
 from retriever.results import Hit, SearchParams, SearchResult
 from retriever.settings import Settings, get_settings
+from retriever.store.documents import DocumentInfo, DocumentPage, StoredChunk, StoredDocument
 from retriever.store.pipeline import IngestReport
 from retriever.store.tables import validate_name
 
@@ -37,7 +39,9 @@ __all__ = [
     "DatabaseDiskFull",
     "DatabaseFault",
     "DatabaseUnavailable",
+    "DocumentInfo",
     "DocumentNotFound",
+    "DocumentPage",
     "EmbeddingMismatch",
     "EmbeddingModel",
     "Engine",
@@ -53,6 +57,8 @@ __all__ = [
     "SearchParams",
     "SearchResult",
     "Settings",
+    "StoredChunk",
+    "StoredDocument",
     "get_settings",
     "rrf_fuse",
     "validate_name",

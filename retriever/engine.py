@@ -21,30 +21,28 @@ import numpy as np
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from ingest import ChunkingConfig, SkippedSource, SourceDocument, iter_documents, iter_records
+from ingest import ChunkingConfig, SkippedSource, SourceDocument, count_documents, iter_documents, iter_records
 from retriever.boundary import map_errors
 from retriever.connections import ApiPools, borrow, ensure_migrated, open_primary
 from retriever.embeddings import EmbeddingModel, get_embedding_model
-from retriever.errors import (
-    CollectionNotFound,
-    DocumentNotFound,
-)
+from retriever.errors import CollectionNotFound
+from retriever.lifecycle import DocumentLifecycle
 from retriever.results import SearchParams, SearchResult
 from retriever.search import Steps, run_steps, run_steps_async, search_steps, validate_query
 from retriever.settings import Settings, get_settings
+from retriever.store import documents as lifecycle
 from retriever.store.collections import check_embeddings, create_collection, get_collection, list_collections
 from retriever.store.database import configure_async, connect, read_dsns
 from retriever.store.maintenance import CollectionStats, maintain_collection
 from retriever.store.pipeline import IngestReport, ingest_documents
 from retriever.store.tables import Collection
-from retriever.store.writer import delete_documents
 
 __all__ = ["Engine", "map_errors"]  # map_errors: the boundary every operation runs inside
 
 T = TypeVar("T")
 
 
-class Engine:
+class Engine(DocumentLifecycle):
     """Everything a search or an ingest needs, owned once: settings, model, connections.
 
     Without pools every operation opens its own connection (the CLI, scripts). `pool` /
@@ -195,12 +193,23 @@ class Engine:
 
     # -- writes -----------------------------------------------------------------------
 
-    def _collection_for(self, conn: psycopg.Connection, name: str) -> Collection:
-        """The collection, created on first use with the model's identity and dimensions."""
+    def _collection_for(
+        self, conn: psycopg.Connection, name: str, language: str | None = None, accent_insensitive: bool = False
+    ) -> Collection:
+        """The collection, created on first use with the model's identity and dimensions (and `language`)."""
         try:
             collection = get_collection(conn, name)
         except CollectionNotFound:  # only a new collection needs the model's dimensions (may load it)
-            return create_collection(conn, name, embedding_model=self.model.name, dimensions=self.model.dimensions)
+            collection = None
+        if collection is None or language is not None or accent_insensitive:  # an existing one: checks they match
+            return create_collection(
+                conn,
+                name,
+                embedding_model=self.model.name,
+                dimensions=self.model.dimensions,
+                language=language,
+                accent_insensitive=accent_insensitive,
+            )
         check_embeddings(collection, self.model.name)
         return collection
 
@@ -210,20 +219,36 @@ class Engine:
         documents: Iterable[SourceDocument],
         chunking: ChunkingConfig | None = None,
         *,
+        on_skip: Callable[[SkippedSource], None] | None = None,
         progress: bool = False,
+        total: int | None = None,
         compact: bool = True,
+        language: str | None = None,
+        accent_insensitive: bool = False,
     ) -> IngestReport:
         """Chunk, embed and write documents into a collection (created on first use).
 
         Unchanged documents cost neither model nor writes; a changed one is replaced
-        atomically. `compact=False` leaves a rebuild of the posting blocks to `maintain`.
+        atomically; one that cannot be stored is skipped (`report.skipped`, `on_skip`).
+        `language` (a text search configuration) and `accent_insensitive` apply when the
+        collection is created; given for an existing one, they must match it (`InputError`).
+        `progress` shows documents done against `total`; `compact=False` leaves a rebuild of
+        the posting blocks to `maintain`.
         """
         with map_errors():
             with self.connection() as conn:
-                target = self._collection_for(conn, collection)
+                target = self._collection_for(conn, collection, language, accent_insensitive)
             chunking = chunking or ChunkingConfig()
             return ingest_documents(
-                self.connection, target, self.model, documents, chunking, progress=progress, compact=compact
+                self.connection,
+                target,
+                self.model,
+                documents,
+                chunking,
+                progress=progress,
+                total=total,
+                on_skip=on_skip,
+                compact=compact,
             )
 
     def ingest_paths(
@@ -234,34 +259,47 @@ class Engine:
         *,
         on_skip: Callable[[SkippedSource], None] = lambda item: None,
         progress: bool = False,
+        prune: bool = False,
+        language: str | None = None,
+        accent_insensitive: bool = False,
     ) -> IngestReport:
-        """Ingest files and folders; unreadable inputs are reported through `on_skip` and skipped."""
-        skipped: list[SkippedSource] = []
+        """Ingest files and folders; unreadable inputs are reported through `on_skip` and skipped.
+
+        A file's document id is its real path (see `ingest.iter_documents`). `prune` then
+        deletes the documents under `paths` whose files are gone (`report.pruned_documents`).
+        """
+        read = lifecycle.PathsRead(paths)
 
         def skip(item: SkippedSource) -> None:
-            skipped.append(item)
+            read.skipped.append(item)
             on_skip(item)
 
         with map_errors():  # a missing path is the caller's mistake
-            documents = iter_documents(paths, skip)
-        report = self.ingest(collection, documents, chunking, progress=progress)
-        report.skipped = skipped
+            documents = read.track(iter_documents(paths, skip))
+            total = count_documents(paths) if progress else None
+        report = self.ingest(
+            collection,
+            documents,
+            chunking,
+            on_skip=skip,
+            progress=progress,
+            total=total,
+            language=language,
+            accent_insensitive=accent_insensitive,
+        )
+        report.skipped = read.skipped  # the files' and the documents' alike
+        report.pruned_documents = self._on(collection, read.prune) if prune else None
         return report
 
     def ingest_records(
-        self, collection: str, records: Sequence[Mapping[str, Any]], source: str, *, compact: bool = True
+        self, collection: str, records: Sequence[Mapping[str, Any]], source: str, **options: Any
     ) -> tuple[list[SourceDocument], IngestReport]:
-        """Ingest records (`id`, `text`, `title`, `metadata`) with the default chunking; returns them as documents."""
+        """Ingest records (`id`, `text`, `title`, `metadata`) with the default chunking; returns them as documents.
+
+        `options`: `ingest`'s keywords (`compact`, `language`, `accent_insensitive`)."""
         with map_errors():
             documents = list(iter_records(records, source))
-        return documents, self.ingest(collection, documents, compact=compact)
-
-    def delete_document(self, collection: str, document_id: str) -> None:
-        """Delete one document and its chunks; `DocumentNotFound` when it is not there."""
-        with self.connection() as conn:
-            target = get_collection(conn, collection)
-            if not delete_documents(conn, target, [document_id]):
-                raise DocumentNotFound(f"no document {document_id!r} in collection {collection!r}")
+        return documents, self.ingest(collection, documents, **options)
 
     # -- administration ---------------------------------------------------------------
 

@@ -133,6 +133,8 @@ _SQLSTATES: dict[str, tuple[type[HybridRagError], str, str]] = {
     "57014": (DatabaseUnavailable, "the database did not answer in time", ""),  # query_canceled
     "55P03": (DatabaseUnavailable, "the database did not grant a lock in time", ""),  # lock_not_available
     "40": (DatabaseUnavailable, "the database aborted the transaction over a conflict with another one", ""),
+    # a collection dropped between reading the registry and reading its tables
+    "42P01": (CollectionNotFound, "the collection was dropped meanwhile", ""),  # undefined_table
     # the caller's input
     "22": (InputError, "the database rejected a value", ""),  # data_exception
     "54": (LimitExceeded, "over a PostgreSQL limit", ""),  # program_limit_exceeded

@@ -51,6 +51,7 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from ingest import text_problem
 from retriever.errors import InvalidFilter, LimitExceeded
 
 __all__ = [
@@ -178,12 +179,15 @@ def _measure(spec: Any) -> tuple[int, int]:
     while stack:
         item, is_filter = stack.pop()
         if isinstance(item, str):
+            _storable(item)
             chars += len(item)
         elif isinstance(item, list | tuple):
             stack.extend((element, False) for element in item)
         elif isinstance(item, Mapping):
             for key, value in item.items():
-                chars += len(key) if isinstance(key, str) else 0
+                if isinstance(key, str):
+                    _storable(key)
+                    chars += len(key)
                 if not is_filter:  # a value: only its characters count
                     stack.append((value, False))
                 elif key in ("$and", "$or"):
@@ -197,6 +201,12 @@ def _measure(spec: Any) -> tuple[int, int]:
                         values += max(1, len(operand)) if listed else 1
                         stack.append((operand, False))
     return values, chars
+
+
+def _storable(text: str) -> None:
+    # a NUL or an unpaired surrogate cannot be sent to PostgreSQL, let alone match
+    if problem := text_problem(text, f"the filter string {text[:40]!r}"):
+        raise InvalidFilter(problem)
 
 
 def compile_filter(

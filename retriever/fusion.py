@@ -1,10 +1,39 @@
-"""Reciprocal rank fusion, the maths the SQL statement implements, as a pure function."""
+"""The fusion methods, RRF and a min-max linear combination: pure functions, and the SQL the statement embeds."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-__all__ = ["rrf_fuse"]
+from psycopg import sql
+
+__all__ = ["FUSION_SQL", "linear_fuse", "min_max", "rrf_fuse"]
+
+# The fused score of a chunk in the search statement, per method: over the vector leg `v`
+# and the text leg `t` (each with `rank` from 1 and `norm`, its min-max normalised score;
+# NULL where the leg lacks the chunk), weighted by %(w_vector)s and %(w_text)s.
+FUSION_SQL = {
+    "rrf": sql.SQL(
+        "coalesce(%(w_vector)s::float8 / (%(rrf_k)s + v.rank), 0)"
+        " + coalesce(%(w_text)s::float8 / (%(rrf_k)s + t.rank), 0)"
+    ),
+    "linear": sql.SQL("coalesce(%(w_vector)s::float8 * v.norm, 0) + coalesce(%(w_text)s::float8 * t.norm, 0)"),
+}
+
+Fused = list[tuple[str, float, dict[str, int | None]]]
+
+
+def _ranks(rankings: Mapping[str, Sequence[str]]) -> dict[str, dict[str, int | None]]:
+    """Item -> {ranking name: its rank from 1, or None}, items in first-seen order."""
+    ranks: dict[str, dict[str, int | None]] = {}
+    for name, ranking in rankings.items():
+        for position, item in enumerate(ranking, start=1):
+            ranks.setdefault(item, dict.fromkeys(rankings, None))[name] = position
+    return ranks
+
+
+def _ordered(fused: Fused) -> Fused:
+    fused.sort(key=lambda entry: (-entry[1], entry[0]))
+    return fused
 
 
 def rrf_fuse(
@@ -12,7 +41,7 @@ def rrf_fuse(
     *,
     weights: Mapping[str, float] | None = None,
     rrf_k: int = 60,
-) -> list[tuple[str, float, dict[str, int | None]]]:
+) -> Fused:
     """Fuse rankings with weighted reciprocal rank fusion.
 
     score(d) = Σ_i w_i / (rrf_k + rank_i(d)), summed over the rankings i that contain d,
@@ -24,16 +53,53 @@ def rrf_fuse(
     summed in the order of `rankings`, as in SQL, so float rounding matches too.
     """
     weights = weights or {}
-    ranks: dict[str, dict[str, int | None]] = {}
-    for name, ranking in rankings.items():
-        for position, item in enumerate(ranking, start=1):
-            ranks.setdefault(item, dict.fromkeys(rankings, None))[name] = position
     fused = []
-    for item, by_leg in ranks.items():
+    for item, by_leg in _ranks(rankings).items():
         score = 0.0
         for name in rankings:
             rank = by_leg[name]
             score += weights.get(name, 1.0) / (rrf_k + rank) if rank is not None else 0.0
         fused.append((item, score, by_leg))
-    fused.sort(key=lambda entry: (-entry[1], entry[0]))
-    return fused
+    return _ordered(fused)
+
+
+def min_max(scores: Sequence[float]) -> list[float]:
+    """(s − min) / (max − min) for each score: the best 1, the worst 0; all 1 when they are equal."""
+    low, high = min(scores, default=0.0), max(scores, default=0.0)
+    if high == low:
+        return [1.0] * len(scores)
+    return [(score - low) / (high - low) for score in scores]
+
+
+def linear_fuse(
+    scored: Mapping[str, Sequence[tuple[str, float]]],
+    *,
+    weights: Mapping[str, float] | None = None,
+) -> Fused:
+    """Fuse scored rankings with a weighted sum of min-max normalised scores.
+
+    score(d) = Σ_i w_i · (s_i(d) − min_i) / (max_i − min_i), over the rankings i that
+    contain d; min_i and max_i are ranking i's lowest and highest score, and a ranking
+    whose scores are all equal gives each of its items 1 (as OpenSearch's min_max
+    normalization gives a single result). An item a ranking lacks gets 0 from it, as
+    much as that ranking's weakest item. This is the "minmax" linear combination of
+    Elasticsearch's linear retriever and Weaviate's relative score fusion; Pyserini
+    reports it beside RRF for BM25 + dense retrieval on BEIR.
+
+    `scored` maps each ranking's name to its (id, score) pairs, best first (higher scores
+    better: pass negated distances). Returns what `rrf_fuse` returns, ranks being the
+    positions in `scored`, in the same order.
+    """
+    weights = weights or {}
+    normalised = {
+        name: dict(zip((item for item, _ in pairs), min_max([score for _, score in pairs]), strict=True))
+        for name, pairs in scored.items()
+    }
+    fused = []
+    for item, by_leg in _ranks({name: [item for item, _ in pairs] for name, pairs in scored.items()}).items():
+        score = 0.0
+        for name in scored:
+            norm = normalised[name].get(item)
+            score += weights.get(name, 1.0) * norm if norm is not None else 0.0
+        fused.append((item, score, by_leg))
+    return _ordered(fused)

@@ -14,7 +14,7 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 from retriever.connections import ensure_migrated
 from retriever.engine import Engine, map_errors
-from retriever.results import DEFAULTS, Hit, Mode, SearchParams
+from retriever.results import DEFAULTS, Fusion, Hit, Mode, SearchParams
 from retriever.settings import Settings, get_settings
 from retriever.store.database import configure, read_dsns
 
@@ -51,6 +51,7 @@ class HybridRetriever(BaseRetriever):
     mode: Mode = "hybrid"
     filter: dict[str, Any] | None = None
     candidates: int = DEFAULTS["candidates"]
+    fusion: Fusion = DEFAULTS["fusion"]
     rrf_k: int = DEFAULTS["rrf_k"]
     weights: tuple[float, float] = DEFAULTS["weights"]
     collapse: bool = False
@@ -70,7 +71,8 @@ class HybridRetriever(BaseRetriever):
         if unknown:
             raise TypeError(f"unknown search arguments: {', '.join(sorted(unknown))}")
         defaults = {
-            name: getattr(self, name) for name in ("k", "mode", "filter", "candidates", "rrf_k", "weights", "collapse")
+            name: getattr(self, name)
+            for name in ("k", "mode", "filter", "candidates", "fusion", "rrf_k", "weights", "collapse")
         }
         return SearchParams(**{**defaults, **overrides})
 

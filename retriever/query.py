@@ -1,4 +1,4 @@
-"""The search: ONE SQL statement that ranks by vector distance and by BM25, fused by RRF; and "more like this".
+"""The search: ONE SQL statement that ranks by vector distance and by BM25, fused (RRF or linear); and "more like this".
 
 Statements only: `retriever.search` runs them, `retriever.engine` decides when.
 """
@@ -11,9 +11,10 @@ import numpy as np
 from psycopg import sql
 
 from retriever.filters import compile_filter
+from retriever.fusion import FUSION_SQL
 from retriever.results import SearchParams
 from retriever.settings import Settings
-from retriever.store.bm25 import idf_sql, term_weight_sql
+from retriever.store.bm25 import idf_sql, query_weight_sql, term_weight_sql
 from retriever.store.collections import REGISTRY_COLUMNS
 from retriever.store.tables import Collection
 
@@ -42,7 +43,8 @@ LIKE_TERMS = 24  # "more like this": the document's most distinctive lexemes the
 # Otherwise it reads each term's best posting blocks (by impact; `blocks` × idf / 2 of
 # them, so rarer terms deeper: all of a rare term, the head of a frequent one) and sums
 # the exact BM25 contributions it finds. A term whose tail was cut leaves a bound: no
-# unread posting of it adds more than idf × the best impact of its first unread block.
+# unread posting of it adds more than its weight (idf × query-term factor) × the best
+# impact of its first unread block.
 # Chunks that lack a cut term's contribution and could still reach the top `candidates`
 # with it are rescored exactly from their own `tsv`, best bound first, at most `rescore`
 # of them; so are, in a hybrid, the vector leg's chunks that the read missed but that
@@ -54,21 +56,29 @@ stats AS (
     SELECT chunk_count::float8 AS n, greatest(total_length::float8 / greatest(chunk_count, 1), 1) AS avgdl
     FROM hybrid_rag.collections WHERE name = %(collection)s
 ),
-query_terms AS (
-    SELECT term, idf, avgdl,
+query_lexemes AS (  -- each lexeme of the query with its count there; "more like this" terms count once
+    SELECT u.lexeme AS term, cardinality(u.positions) AS qtf
+    FROM unnest(to_tsvector(%(text_config)s::regconfig, %(query)s)) u
+    WHERE %(terms)s::text[] IS NULL
+    UNION
+    SELECT term, 1 FROM unnest(%(terms)s::text[]) AS term
+),
+query_terms AS (  -- weight: idf × the query-term factor; it scales every score and bound of the term
+    SELECT term, weight, avgdl,
            CASE WHEN sum(df) OVER () > %(exact_up_to)s
                 THEN ceil(%(blocks)s * greatest(idf, 1) / 2)::integer END AS depth
     FROM (
-        SELECT t.term, t.df, {idf} AS idf, s.avgdl
-        FROM {terms} t CROSS JOIN stats s
-        WHERE t.df > 0 AND t.term = ANY (
-            coalesce(%(terms)s::text[], tsvector_to_array(to_tsvector(%(text_config)s::regconfig, %(query)s)))
-        )
+        SELECT t.term, t.df, i.idf, i.idf * {query_weight} AS weight, s.avgdl
+        FROM query_lexemes l
+        JOIN {terms} t ON t.term = l.term
+        CROSS JOIN stats s
+        CROSS JOIN LATERAL (SELECT {idf} AS idf) i
+        WHERE t.df > 0
     ) weighted
 ),
 term_blocks AS (  -- one block more than is read, to tell whether a term's tail was cut
-    SELECT q.term, q.idf, q.avgdl, q.depth, b.*,
-           coalesce(max(q.idf * b.max_impact) FILTER (WHERE b.nth > q.depth) OVER (PARTITION BY q.term), 0) AS bound
+    SELECT q.term, q.weight, q.avgdl, q.depth, b.*,
+           coalesce(max(q.weight * b.max_impact) FILTER (WHERE b.nth > q.depth) OVER (PARTITION BY q.term), 0) AS bound
     FROM query_terms q
     CROSS JOIN LATERAL (
         SELECT p.chunk_keys, p.tfs, p.lengths, p.max_impact, row_number() OVER (ORDER BY p.max_impact DESC) AS nth
@@ -88,7 +98,7 @@ text_read AS (
                sum({read_score}) AS partial,
                (SELECT bound FROM cut_terms) - sum(p.bound) AS missing  -- bounds of the cut terms not found
         FROM (  -- unnest in the select list: the arrays in step, no tuplestore per block
-            SELECT b.idf, b.avgdl, b.bound,
+            SELECT b.weight, b.avgdl, b.bound,
                    unnest(b.chunk_keys) AS key, unnest(b.tfs) AS tf, unnest(b.lengths) AS length
             FROM term_blocks b WHERE b.nth <= coalesce(b.depth, b.nth)
         ) p
@@ -131,7 +141,8 @@ text_rescored AS (
     GROUP BY r.key
 ),
 text_leg AS (
-    SELECT key, row_number() OVER (ORDER BY score DESC, key) AS rank
+    SELECT key, row_number() OVER (ORDER BY score DESC, key) AS rank,
+           coalesce((score - min(score) OVER ()) / nullif(max(score) OVER () - min(score) OVER (), 0), 1) AS norm
     FROM (
         SELECT key, max(score) AS score  -- an exact score is never below the partial one
         FROM (
@@ -147,7 +158,9 @@ text_leg AS (
 
 _VECTOR_LEG = """
 vector_leg AS (
-    SELECT key, row_number() OVER (ORDER BY distance, key) AS rank
+    SELECT key, row_number() OVER (ORDER BY distance, key) AS rank,
+           coalesce((max(distance) OVER () - distance) / nullif(max(distance) OVER () - min(distance) OVER (), 0), 1)
+             AS norm
     FROM (
         SELECT c.key, c.embedding <=> %(embedding)s AS distance
         FROM {chunks} c
@@ -158,13 +171,14 @@ vector_leg AS (
 )"""
 
 _EMPTY_LEG = """
-{name} AS (SELECT NULL::bigint AS key, NULL::bigint AS rank WHERE false)"""
+{name} AS (SELECT NULL::bigint AS key, NULL::bigint AS rank, NULL::float8 AS norm WHERE false)"""
 
+# Each leg carries its chunks' ranks (from 1) and min-max normalised scores (`norm`);
+# `retriever.fusion.FUSION_SQL` combines one of the two, weighted.
 _FUSE = """
 fused AS (
     SELECT coalesce(v.key, t.key) AS key,
-           coalesce(%(w_vector)s::float8 / (%(rrf_k)s + v.rank), 0)
-             + coalesce(%(w_text)s::float8 / (%(rrf_k)s + t.rank), 0) AS score,
+           {score} AS score,
            v.rank AS vector_rank,
            t.rank AS text_rank
     FROM vector_leg v FULL OUTER JOIN text_leg t ON v.key = t.key
@@ -218,8 +232,9 @@ def build_search(
                 candidates=candidates,
                 rescore=sql.Literal(TEXT_RESCORE * params.candidates),
                 idf=idf_sql("s.n", "t.df"),
-                read_score=term_weight_sql("p.tf", "p.length", "p.avgdl", idf="p.idf"),
-                rescore_score=term_weight_sql("cardinality(u.positions)", "r.length", "s.avgdl", idf="q.idf"),
+                query_weight=query_weight_sql("l.qtf"),
+                read_score=term_weight_sql("p.tf", "p.length", "p.avgdl", idf="p.weight"),
+                rescore_score=term_weight_sql("cardinality(u.positions)", "r.length", "s.avgdl", idf="q.weight"),
                 text_join=sql.SQL("JOIN {} c ON c.key = p.key").format(chunks) if filtered else sql.SQL(""),
                 text_filter=sql.SQL("{} AND c.document_id IS DISTINCT FROM %(exclude_document)s::text").format(
                     filter_sql
@@ -234,7 +249,7 @@ def build_search(
         sql.SQL("WITH")
         + sql.SQL(",").join(legs)
         + sql.SQL(",")
-        + sql.SQL(_FUSE).format(chunks=chunks, k=sql.Literal(params.k))
+        + sql.SQL(_FUSE).format(chunks=chunks, k=sql.Literal(params.k), score=FUSION_SQL[params.fusion])
     )
     values: dict[str, Any] = {
         "collection": collection.name,

@@ -10,12 +10,15 @@ from retriever.errors import InputError, LimitExceeded
 from retriever.filters import check_filter
 from retriever.settings import Settings
 
-__all__ = ["DEFAULTS", "MODES", "Hit", "Mode", "SearchParams", "SearchResult"]
+__all__ = ["DEFAULTS", "FUSIONS", "MODES", "Fusion", "Hit", "Mode", "SearchParams", "SearchResult"]
 
 Mode = Literal["hybrid", "vector", "text"]
 MODES: tuple[Mode, ...] = ("hybrid", "vector", "text")
-# Chosen by `hybrid-rag eval --sweep` on SciFact train (README "Quality"), never on test.
-DEFAULTS: dict[str, Any] = {"candidates": 100, "rrf_k": 10, "weights": (0.7, 1.0)}
+Fusion = Literal["rrf", "linear"]
+FUSIONS: tuple[Fusion, ...] = ("rrf", "linear")  # `retriever.fusion` defines both
+# Chosen across collections by `hybrid-rag eval --sweep` and `python -m eval.choose` (README
+# "Quality"): SciFact train, and the test splits of Cranfield, MEDLINE and LISA (no train splits).
+DEFAULTS: dict[str, Any] = {"candidates": 100, "fusion": "linear", "rrf_k": 40, "weights": (1.0, 1.0)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +29,9 @@ class SearchParams:
     mode: Mode = "hybrid"
     filter: Mapping[str, Any] | None = None
     candidates: int = DEFAULTS["candidates"]  # per-leg depth
-    rrf_k: int = DEFAULTS["rrf_k"]
-    weights: tuple[float, float] = DEFAULTS["weights"]  # (vector, text)
+    fusion: Fusion = DEFAULTS["fusion"]  # how the legs combine: reciprocal ranks, or min-max normalised scores
+    rrf_k: int = DEFAULTS["rrf_k"]  # rrf only
+    weights: tuple[float, float] = DEFAULTS["weights"]  # (vector, text), for either fusion
     collapse: bool = False  # best chunk per document only
     ef_search: int | None = None
     exact_text: bool = False  # read every posting of every query term (benchmarks' reference)
@@ -42,6 +46,8 @@ class SearchParams:
         MAX_FILTER_VALUES); returns self."""
         if self.mode not in MODES:
             raise InputError(f"unknown mode {self.mode!r}: use one of {', '.join(MODES)}")
+        if self.fusion not in FUSIONS:
+            raise InputError(f"unknown fusion {self.fusion!r}: use one of {', '.join(FUSIONS)}")
         if not 1 <= self.k <= settings.max_k:
             raise LimitExceeded(f"k must be between 1 and {settings.max_k}, got {self.k}")
         if not 1 <= self.candidates <= settings.max_candidates:

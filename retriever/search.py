@@ -18,6 +18,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from ingest import text_problem
 from retriever.errors import CollectionIncomplete, CollectionNotFound, DocumentNotFound, InputError, LimitExceeded
 from retriever.query import REGISTRY, build_search, like_statement, session_settings
 from retriever.results import Hit, SearchParams
@@ -64,8 +65,8 @@ def validate_query(query: str | None, settings: Settings) -> str:
     """A usable query text, or a clear `InputError` / `LimitExceeded`."""
     if query is None or not query.strip():
         raise InputError("the query is empty")
-    if "\x00" in query:
-        raise InputError("the query contains a NUL character")
+    if problem := text_problem(query, "the query"):  # NUL, or an unpaired surrogate (undecodable argv bytes)
+        raise InputError(problem)
     if len(query) > settings.max_query_chars:
         raise LimitExceeded(f"the query has {len(query)} characters; the limit is {settings.max_query_chars}")
     return query.strip()
@@ -90,6 +91,8 @@ def search_steps(
     `DocumentNotFound`, `EmbeddingMismatch` (another model, or another vector size).
     """
     validate_name(collection_name)
+    if like is not None and (problem := text_problem(like, "the document id")):
+        raise InputError(problem)
     found = (yield Step([(REGISTRY, {"name": collection_name})])).rows
     if not found:
         raise CollectionNotFound(f"no collection named {collection_name!r}")

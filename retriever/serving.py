@@ -15,6 +15,7 @@ from retriever.connections import ApiPools, borrow, open_api_pools
 from retriever.engine import Engine, map_errors
 from retriever.errors import DatabaseUnavailable
 from retriever.store.collections import list_collections_async
+from retriever.store.documents import DocumentPage, StoredDocument
 from retriever.store.pipeline import IngestReport
 from retriever.store.tables import Collection
 
@@ -59,15 +60,35 @@ class ServingEngine(Engine):
             slots.release()
 
     async def aingest_records(
-        self, collection: str, records: Sequence[Mapping[str, Any]], source: str
+        self, collection: str, records: Sequence[Mapping[str, Any]], source: str, **options: Any
     ) -> tuple[list[SourceDocument], IngestReport]:
-        """`ingest_records` in a write slot; a request never waits for a posting-block rebuild."""
-        ingest = functools.partial(self.ingest_records, compact=False)
+        """`ingest_records` (`options`: its keywords) in a write slot; a request never waits for a posting-block
+        rebuild."""
+        ingest = functools.partial(self.ingest_records, compact=False, **options)
         return await self._in_write_slot(ingest, collection, records, source)
 
     async def adelete_document(self, collection: str, document_id: str) -> None:
         """`delete_document` in a write slot."""
         await self._in_write_slot(self.delete_document, collection, document_id)
+
+    async def adelete_where(self, collection: str, filter: Mapping[str, Any]) -> int:
+        """`delete_where` in a write slot."""
+        return await self._in_write_slot(self.delete_where, collection, filter)
+
+    async def adrop_collection(self, collection: str) -> None:
+        """`drop_collection` in a write slot."""
+        await self._in_write_slot(self.drop_collection, collection)
+
+    async def adocuments(
+        self, collection: str, *, limit: int = 100, after: str | None = None, prefix: str | None = None
+    ) -> DocumentPage:
+        """`documents` in a worker thread, on the write pool (a listing reads the primary, as writes leave it)."""
+        listing = functools.partial(self.documents, limit=limit, after=after, prefix=prefix)
+        return await anyio.to_thread.run_sync(listing, collection)
+
+    async def adocument(self, collection: str, document_id: str) -> StoredDocument:
+        """`document` in a worker thread, on the write pool."""
+        return await anyio.to_thread.run_sync(self.document, collection, document_id)
 
     async def acollections(self) -> list[Collection]:
         """Async `collections`, from the API's primary pool."""

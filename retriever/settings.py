@@ -45,7 +45,12 @@ class Settings:
         "DATABASE_READ_URL", "comma-separated read-only DSNs (replicas) that take search traffic", (), secret=True
     )
     home: Path = _env("HYBRID_RAG_HOME", "data folder of the embedded Postgres and caches", None)
-    embeddings: str = _env("EMBEDDINGS", "`local` (packaged all-MiniLM-L6-v2) or `openai:<model>`", "local")
+    embeddings: str = _env(
+        "EMBEDDINGS",
+        "`local` (packaged all-MiniLM-L6-v2 on sentence-transformers), `local:onnx` (the same model "
+        "on ONNX Runtime, no torch at run time; same vectors and stored name), `local:torch`, or `openai:<model>`",
+        "local",
+    )
     openai_api_key: str | None = _env("OPENAI_API_KEY", "API key for `openai:*` embeddings", secret=True)
     openai_base_url: str | None = _env("OPENAI_BASE_URL", "any OpenAI-compatible server for `openai:*`")
     openai_check_ctx_length: bool = _env(

@@ -8,13 +8,24 @@ import sys
 from typing import Any
 
 import click
+from tqdm import tqdm
 
-from ingest import ChunkingConfig, SkippedSource
-from retriever.cli.options import CliError, cli_errors, collection_option, database_option, engine_from
+from ingest import ChunkingConfig, IngestInputError, SkippedSource
+from retriever.cli.options import (
+    CliError,
+    cli_errors,
+    collection_option,
+    database_option,
+    document_id,
+    engine_from,
+)
 from retriever.errors import InvalidFilter
 from retriever.results import DEFAULTS, MODES, SearchParams, SearchResult
 
-__all__ = ["collections_command", "ingest_command", "maintain_command", "search_command"]
+__all__ = ["collections_command", "ingest_command", "maintain_command", "parse_filter", "search_command"]
+
+SKIPPED_EXIT = 3
+"""`ingest` finished, but skipped inputs (each named in a warning)."""
 
 
 @click.command("ingest")
@@ -27,37 +38,69 @@ __all__ = ["collections_command", "ingest_command", "maintain_command", "search_
     show_default=True,
     help="Characters shared by neighbours.",
 )
+@click.option("--prune", is_flag=True, help="Delete the documents under PATHS whose files are gone.")
+@click.option(
+    "--language",
+    metavar="CONFIG",
+    help="Text search configuration of a new collection (german, french, simple, ...)  [default: english]",
+)
+@click.option("--accent-insensitive", is_flag=True, help="A new collection matches cafe and café alike (unaccent).")
 @database_option
 @cli_errors
 def ingest_command(
-    paths: tuple[str, ...], collection: str, chunk_size: int, chunk_overlap: int, database_url: str | None
+    paths: tuple[str, ...],
+    collection: str,
+    chunk_size: int,
+    chunk_overlap: int,
+    prune: bool,
+    language: str | None,
+    accent_insensitive: bool,
+    database_url: str | None,
 ) -> None:
     """Ingest files and folders (.txt .md .html .pdf .jsonl .jsonl.gz) into a collection.
 
     Re-ingesting unchanged input embeds and writes nothing; a changed document's
-    chunks are replaced atomically.
+    chunks are replaced atomically. A file's document id is its real path, so a file
+    is one document however its path is spelled. --prune deletes the documents under
+    PATHS whose files are gone (and a JSONL corpus's records whose lines are gone).
 
     \b
     Example:
         hybrid-rag ingest docs/ notes.md --collection docs
+        hybrid-rag ingest docs/ --collection docs --prune
         hybrid-rag ingest corpus.jsonl.gz --collection scifact
+        hybrid-rag ingest vertraege/ --collection vertraege --language german
+
+    \b
+    Exit codes: 0 every input ingested (or unchanged), 3 finished but skipped inputs
+    (each named in a warning), 2 a mistake that stopped it (nothing written).
     """
 
     def warn(item: SkippedSource) -> None:
-        click.echo(f"warning: skipped {item.path}: {item.reason}", err=True)
+        tqdm.write(f"warning: skipped {item.path}: {item.reason}", file=sys.stderr)  # never on the bar's line
 
+    try:
+        chunking = ChunkingConfig(chunk_size, chunk_overlap)
+    except IngestInputError as exc:
+        raise CliError(str(exc)) from None
     report = engine_from(database_url).ingest_paths(
         collection,
         list(paths),
-        ChunkingConfig(chunk_size, chunk_overlap),
+        chunking,
         on_skip=warn,
-        progress=sys.stderr.isatty(),
+        progress=True,
+        prune=prune,
+        language=language,
+        accent_insensitive=accent_insensitive,
     )
     click.echo(report.summary())
     click.echo(report.timing())
+    if report.skipped:
+        sys.exit(SKIPPED_EXIT)
 
 
-def _parse_filter(raw: str | None) -> dict[str, Any] | None:
+def parse_filter(raw: str | None) -> dict[str, Any] | None:
+    """The --filter option's JSON object; `InvalidFilter` for anything else."""
     if raw is None:
         return None
     try:
@@ -84,12 +127,22 @@ def _table(result: SearchResult) -> str:
 @click.command("search")
 @click.argument("query", required=False)
 @collection_option
-@click.option("--like", metavar="DOCUMENT_ID", help="Rank by similarity to this stored document instead of QUERY.")
+@click.option(
+    "--like",
+    metavar="DOCUMENT_ID",
+    help="Rank by similarity to this stored document (an id, or the path of an ingested file) instead of QUERY.",
+)
 @click.option("-k", default=10, show_default=True, help="Number of results.")
 @click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True)
 @click.option("--filter", "filter_json", help='Metadata filter, e.g. \'{"year": {"$gte": 2023}}\'.')
 @click.option("--candidates", default=DEFAULTS["candidates"], show_default=True, help="Depth of each leg.")
-@click.option("--rrf-k", default=DEFAULTS["rrf_k"], show_default=True, help="RRF constant.")
+@click.option(
+    "--fusion",
+    default=DEFAULTS["fusion"],
+    show_default=True,
+    help="How hybrid combines its legs: linear (min-max normalised scores, weighted sum) or rrf (reciprocal ranks).",
+)
+@click.option("--rrf-k", default=DEFAULTS["rrf_k"], show_default=True, help="RRF constant (--fusion rrf only).")
 @click.option(
     "--weights",
     default=",".join(f"{w:g}" for w in DEFAULTS["weights"]),
@@ -108,19 +161,20 @@ def search_command(
     mode: str,
     filter_json: str | None,
     candidates: int,
+    fusion: str,
     rrf_k: int,
     weights: str,
     collapse: bool,
     as_json: bool,
     database_url: str | None,
 ) -> None:
-    """Search a collection with one SQL statement (vector + BM25, fused by RRF).
+    """Search a collection with one SQL statement (vector + BM25, fused by min-max linear combination or RRF).
 
     \b
     Example:
         hybrid-rag search "how do I adjust a rear derailleur" -c demo -k 5
         hybrid-rag search "coffee" -c demo --filter '{"year": {"$gte": 2023}}' --json
-        hybrid-rag search --like docs/brakes.md -c demo     # more like this document
+        hybrid-rag search --like docs/brakes.md -c demo     # more like this ingested file
     """
     if (query is None) == (like is None):
         raise CliError("give either a QUERY or --like DOCUMENT_ID")
@@ -131,12 +185,14 @@ def search_command(
     params = SearchParams(
         k=k,
         mode=mode,  # type: ignore[arg-type]
-        filter=_parse_filter(filter_json),
+        filter=parse_filter(filter_json),
         candidates=candidates,
+        fusion=fusion,  # type: ignore[arg-type]
         rrf_k=rrf_k,
         weights=weight_pair,  # type: ignore[arg-type]
         collapse=collapse,
     )
+    like = document_id(like) if like is not None else None
     result = engine_from(database_url).search(collection, query, params, like=like)
     click.echo(json.dumps(result.to_json(), ensure_ascii=False) if as_json else _table(result))
 
@@ -155,6 +211,8 @@ def collections_command(as_json: bool, database_url: str | None) -> None:
             "embedding_model": c.embedding_model,
             "dimensions": c.dimensions,
             "text_config": c.text_config,
+            "language": c.language,
+            "accent_insensitive": c.accent_insensitive,
             "complete": c.complete,
         }
         for c in found
@@ -164,8 +222,8 @@ def collections_command(as_json: bool, database_url: str | None) -> None:
         return
     if not rows:
         click.echo("no collections yet: hybrid-rag ingest PATH --collection NAME")
-    for row in rows:
-        model = f"{row['embedding_model']} ({row['dimensions']}d, {row['text_config']})"
+    for row, c in zip(rows, found, strict=True):
+        model = f"{row['embedding_model']} ({row['dimensions']}d, {c.language_label})"
         state = "" if row["complete"] else f"  INCOMPLETE (a load did not finish): hybrid-rag maintain -c {row['name']}"
         click.echo(f"{row['name']:<24} {row['chunks']:>9} chunks  {model}{state}")
 

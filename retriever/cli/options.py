@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
+from ingest import file_document_id
 from retriever.engine import Engine
 from retriever.errors import HybridRagError
 from retriever.settings import Settings, get_settings
 
-__all__ = ["CliError", "cli_errors", "collection_option", "database_option", "engine_from", "settings_from"]
+__all__ = [
+    "CliError",
+    "cli_errors",
+    "collection_option",
+    "database_option",
+    "document_id",
+    "engine_from",
+    "settings_from",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,3 +60,9 @@ database_option = click.option(
     "--database-url", envvar="DATABASE_URL", help="PostgreSQL DSN (default: the embedded server in HYBRID_RAG_HOME)."
 )
 collection_option = click.option("--collection", "-c", required=True, help="Collection name.")
+
+
+def document_id(value: str) -> str:
+    """A document id as typed: a path to an existing file becomes that file's id (its real path,
+    as ingest gives it, `ingest._walk.file_document_id`); anything else is the id itself."""
+    return file_document_id(value) if os.path.isfile(value) else value

@@ -6,18 +6,34 @@ from litestar.openapi.spec import Example
 
 __all__ = [
     "ADD_DOCUMENTS",
+    "AFTER",
     "ALIVE",
     "COLLECTIONS",
     "COLLECTION_NAME",
+    "DELETED",
+    "DELETE_WHERE",
+    "DOCUMENT",
     "DOCUMENT_ID",
+    "DOCUMENT_LIST",
     "INGESTED",
+    "LIMIT",
+    "PREFIX",
     "READY",
     "SEARCH",
     "SEARCH_RESULTS",
 ]
 
 COLLECTION_NAME = [Example(summary="a collection", value="demo")]
-DOCUMENT_ID = [Example(summary="a document id (may contain slashes)", value="astronomy/first-telescope.md")]
+# A file's id is its real path; an id posted over HTTP is whatever the client chose.
+TELESCOPE = "/srv/corpus/astronomy/first-telescope.md"
+BINOCULARS = "/srv/corpus/astronomy/binoculars.md"
+DOCUMENT_ID = [
+    Example(summary="an ingested file's id: its real path (slashes may stay as they are)", value=TELESCOPE),
+    Example(summary="an id posted over HTTP", value="faq-espresso"),
+]
+LIMIT = [Example(summary="a page of 50", value=50)]
+AFTER = [Example(summary="the previous page's next_after", value=TELESCOPE)]
+PREFIX = [Example(summary="one folder's files", value="/srv/corpus/astronomy/")]
 
 SEARCH = [
     Example(
@@ -30,7 +46,7 @@ SEARCH = [
     ),
     Example(
         summary="more like this document",
-        value={"like": "astronomy/first-telescope.md", "k": 5, "collapse": True},
+        value={"like": TELESCOPE, "k": 5, "collapse": True},
     ),
     Example(
         summary="every parameter",
@@ -40,6 +56,7 @@ SEARCH = [
             "mode": "hybrid",
             "filter": {"$or": [{"topic": "astronomy"}, {"lang": {"$in": ["en", "de"]}}]},
             "candidates": 100,
+            "fusion": "rrf",
             "rrf_k": 60,
             "weights": {"vector": 1.0, "text": 0.5},
             "collapse": False,
@@ -53,19 +70,19 @@ SEARCH_RESULTS = [
         value={
             "results": [
                 {
-                    "id": "astronomy/first-telescope.md:0",
-                    "document_id": "astronomy/first-telescope.md",
+                    "id": f"{TELESCOPE}:0",
+                    "document_id": TELESCOPE,
                     "content": "Choosing Your First Telescope\nA good first telescope is the one you will use...",
-                    "metadata": {"source": "astronomy/first-telescope.md"},
+                    "metadata": {"source": TELESCOPE},
                     "score": 0.0328,
                     "vector_rank": 1,
                     "text_rank": 2,
                 },
                 {
-                    "id": "astronomy/binoculars.md:1",
-                    "document_id": "astronomy/binoculars.md",
+                    "id": f"{BINOCULARS}:1",
+                    "document_id": BINOCULARS,
                     "content": "Binoculars first\nA pair of 10x50 binoculars shows...",
-                    "metadata": {"source": "astronomy/binoculars.md"},
+                    "metadata": {"source": BINOCULARS},
                     "score": 0.0161,
                     "vector_rank": 3,
                     "text_rank": 5,
@@ -120,11 +137,57 @@ COLLECTIONS = [
                     "dimensions": 384,
                     "text_config": "english",
                     "complete": True,
+                    "language": "english",
+                    "accent_insensitive": False,
                 }
             ]
         },
     )
 ]
+
+DOCUMENT_LIST = [
+    Example(
+        summary="a page with more after it",
+        value={
+            "documents": [
+                {"id": BINOCULARS, "chunks": 3, "updated_at": "2026-03-02T09:14:05.120000+00:00"},
+                {"id": TELESCOPE, "chunks": 2, "updated_at": "2026-03-02T09:14:05.120000+00:00"},
+            ],
+            "next_after": TELESCOPE,
+        },
+    )
+]
+
+DOCUMENT = [
+    Example(
+        summary="a file of two chunks",
+        value={
+            "id": TELESCOPE,
+            "hash": "9f2c1e0b7a44d8e3c6b5a2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1",
+            "updated_at": "2026-03-02T09:14:05.120000+00:00",
+            "metadata": {"source": TELESCOPE, "title": "Choosing Your First Telescope"},
+            "chunks": [
+                {
+                    "id": f"{TELESCOPE}:0",
+                    "index": 0,
+                    "content": "Choosing Your First Telescope\nA good first telescope is the one you will use...",
+                },
+                {
+                    "id": f"{TELESCOPE}:1",
+                    "index": 1,
+                    "content": "Choosing Your First Telescope\nAperture matters more than magnification...",
+                },
+            ],
+        },
+    )
+]
+
+DELETE_WHERE = [
+    Example(summary="documents older than 2020", value={"filter": {"year": {"$lt": 2020}}}),
+    Example(summary="one topic in one language", value={"filter": {"topic": "coffee", "lang": {"$in": ["de", "fr"]}}}),
+]
+
+DELETED = [Example(summary="three documents deleted", value={"deleted": 3})]
 
 ALIVE = [Example(summary="alive", value={"status": "ok"})]
 READY = [Example(summary="the database answers", value={"status": "ready"})]

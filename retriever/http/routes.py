@@ -19,9 +19,14 @@ from retriever.http import examples
 from retriever.http.auth import Grant, require_key
 from retriever.http.problems import problem_responses
 from retriever.http.schemas import (
+    MAX_PAGE,
     AddDocuments,
     CollectionInfo,
     CollectionList,
+    Deleted,
+    DeleteWhere,
+    DocumentList,
+    DocumentOut,
     IngestSummary,
     SearchRequest,
     SearchResponse,
@@ -49,6 +54,17 @@ DocumentId = Annotated[
     ),
 ]
 
+
+Limit = Annotated[int, Parameter(description="documents per page", ge=1, le=MAX_PAGE, examples=examples.LIMIT)]
+After = Annotated[
+    str | None,
+    Parameter(
+        description="the cursor: list the documents after this id (a page's `next_after`)", examples=examples.AFTER
+    ),
+]
+Prefix = Annotated[
+    str | None, Parameter(description="only documents whose id starts with this", examples=examples.PREFIX)
+]
 
 EngineDep = NamedDependency[ServingEngine]
 
@@ -91,8 +107,51 @@ async def search(
 async def add_documents(
     name: CollectionName, data: Annotated[AddDocuments, Body(examples=examples.ADD_DOCUMENTS)], engine: EngineDep
 ) -> IngestSummary:
-    documents, report = await engine.aingest_records(name, data.records(engine.settings), source=f"http:{name}")
+    documents, report = await engine.aingest_records(
+        name,
+        data.records(engine.settings),
+        source=f"http:{name}",
+        language=data.language,
+        accent_insensitive=data.accent_insensitive,
+    )
     return IngestSummary.of(documents, report)
+
+
+@get(
+    "/collections/{name:str}/documents",
+    summary="List documents",
+    description="The collection's documents in id order, a page at a time: each with its number of chunks and when "
+    "it was last written. Pass a page's `next_after` as `after` for the next page; `prefix` keeps the ids that start "
+    "with it (a file's id is its real path, so `prefix=/srv/docs/` lists one folder).",
+    responses={
+        200: _ok(DocumentList, examples.DOCUMENT_LIST, "A page of documents"),
+        **problem_responses(400, 401, 404, 422, 503),
+    },
+)
+async def list_documents(
+    name: CollectionName, engine: EngineDep, limit: Limit = 100, after: After = None, prefix: Prefix = None
+) -> DocumentList:
+    check_storable(after, "after")
+    check_storable(prefix, "prefix")
+    return DocumentList.of(await engine.adocuments(name, limit=limit, after=after, prefix=prefix))
+
+
+@get(
+    "/collections/{name:str}/documents/{document_id:path}",
+    summary="Get a document",
+    description="A stored document: its hash (what re-ingest compares), when it was last written, the metadata its "
+    "chunks share, and its chunks' content in order. The JSON of `hybrid-rag document --json`.",
+    responses={
+        200: _ok(DocumentOut, examples.DOCUMENT, "The document and its chunks"),
+        **problem_responses(400, 401, 404, 422, 503),
+    },
+)
+async def get_document(
+    request: Request[Any, Any, State], name: CollectionName, document_id: DocumentId, engine: EngineDep
+) -> DocumentOut:
+    document_id = _exact_document_id(request, name) or document_id.removeprefix("/")
+    check_storable(document_id, "document_id")
+    return DocumentOut.of(await engine.adocument(name, document_id))
 
 
 @delete(
@@ -108,6 +167,36 @@ async def remove_document(
     document_id = _exact_document_id(request, name) or document_id.removeprefix("/")
     check_storable(document_id, "document_id")
     await engine.adelete_document(name, document_id)
+
+
+@post(
+    "/collections/{name:str}/delete",
+    status_code=200,
+    summary="Delete documents by filter",
+    description="Delete every document with at least one chunk matching `filter` (the filter language of search), "
+    "whole: a document is never left with part of its chunks. Answers how many documents were deleted (0 when none "
+    "matched). An empty filter is refused; to delete everything, drop the collection.",
+    responses={
+        200: _ok(Deleted, examples.DELETED, "How many documents were deleted"),
+        **problem_responses(400, 401, 404, 413, 422, 503),
+    },
+)
+async def delete_where(
+    name: CollectionName, data: Annotated[DeleteWhere, Body(examples=examples.DELETE_WHERE)], engine: EngineDep
+) -> Deleted:
+    return Deleted(await engine.adelete_where(name, data.checked()))
+
+
+@delete(
+    "/collections/{name:str}",
+    status_code=204,
+    summary="Drop a collection",
+    description="Delete the collection with all its documents, chunks and indexes. A write racing the drop either "
+    "finishes before it or answers 404.",
+    responses=problem_responses(400, 401, 404, 422, 503),
+)
+async def drop_collection(name: CollectionName, engine: EngineDep) -> None:
+    await engine.adrop_collection(name)
 
 
 def _exact_document_id(request: Request[Any, Any, State], name: str) -> str | None:
@@ -135,7 +224,16 @@ async def collections(request: Request[Any, Any, State], engine: EngineDep) -> C
     found = await engine.acollections()
     return CollectionList(
         [
-            CollectionInfo(c.name, c.chunk_count, c.embedding_model, c.dimensions, c.text_config, c.complete)
+            CollectionInfo(
+                c.name,
+                c.chunk_count,
+                c.embedding_model,
+                c.dimensions,
+                c.text_config,
+                c.complete,
+                c.language,
+                c.accent_insensitive,
+            )
             for c in found
             if grant.allows(c.name)
         ]
@@ -174,7 +272,8 @@ async def strict_body(request: Request[Any, Any, State]) -> None:
     5, "1" or 1 for true and "null" for null. Here a string, number or boolean of the wrong type is a 422 naming the
     field, as the schema says; ints are floats (weights), as in JSON, but booleans are not ints, and an int field
     takes no float (not even 5.0). A body that passes is then decoded by Litestar as before, with nothing left to
-    coerce. Path parameters are all strings, and no endpoint takes query parameters.
+    coerce. Path parameters are all strings; query parameters (the document listing's `limit`, `after`, `prefix`)
+    are typed by Litestar itself, which refuses a wrong type (`limit=ten`) or a value out of range with a 422.
     """
     field = request.route_handler.parsed_data_field
     if field is None or not await request.body():  # no body expected or none sent: Litestar answers as before
@@ -204,7 +303,16 @@ def routers(*, secured: bool) -> list[Router]:
     """The /v1 API behind the key guard, and the probes; the OpenAPI names the bearer scheme when keys are set."""
     v1 = Router(
         "/v1",
-        route_handlers=[search, add_documents, remove_document, collections],
+        route_handlers=[
+            search,
+            add_documents,
+            list_documents,
+            get_document,
+            remove_document,
+            delete_where,
+            drop_collection,
+            collections,
+        ],
         guards=[require_key],
         security=[{"bearer": []}] if secured else None,
         dependencies={"engine": Provide(_engine, sync_to_thread=False)},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -19,13 +20,21 @@ from ingest import SourceDocument
 from retriever.errors import InputError, LimitExceeded
 from retriever.results import DEFAULTS, SearchParams, SearchResult
 from retriever.settings import Settings
+from retriever.store.documents import DocumentPage, StoredDocument
 from retriever.store.pipeline import IngestReport
 
 __all__ = [
+    "MAX_PAGE",
     "AddDocuments",
+    "ChunkOut",
     "CollectionInfo",
     "CollectionList",
+    "DeleteWhere",
+    "Deleted",
     "DocumentIn",
+    "DocumentList",
+    "DocumentOut",
+    "DocumentSummary",
     "Hit",
     "IngestSummary",
     "SearchRequest",
@@ -57,7 +66,10 @@ class SearchRequest(Struct, forbid_unknown_fields=True, kw_only=True):
     candidates: Annotated[int, Meta(ge=1, description="depth of each leg (at most MAX_CANDIDATES)")] = DEFAULTS[
         "candidates"
     ]
-    rrf_k: Annotated[int, Meta(ge=0, le=1_000_000)] = DEFAULTS["rrf_k"]
+    fusion: Annotated[
+        Literal["rrf", "linear"], Meta(description="linear: min-max normalised scores, weighted; rrf: reciprocal ranks")
+    ] = DEFAULTS["fusion"]
+    rrf_k: Annotated[int, Meta(ge=0, le=1_000_000, description="RRF constant (fusion rrf only)")] = DEFAULTS["rrf_k"]
     weights: Weights | None = None
     collapse: bool = False
 
@@ -74,6 +86,7 @@ class SearchRequest(Struct, forbid_unknown_fields=True, kw_only=True):
             mode=self.mode,
             filter=self.filter,
             candidates=self.candidates,
+            fusion=self.fusion,
             rrf_k=self.rrf_k,
             weights=(weights.vector, weights.text),
             collapse=self.collapse,
@@ -124,6 +137,13 @@ class AddDocuments(Struct, forbid_unknown_fields=True):
     """Documents to chunk, embed and upsert (at most MAX_DOCUMENTS_PER_REQUEST)."""
 
     documents: Annotated[list[DocumentIn], Meta(min_length=1)]
+    language: Annotated[
+        str | None,
+        Meta(description="text search configuration of a new collection (german, simple, ...; default english)"),
+    ] = None
+    accent_insensitive: Annotated[
+        bool, Meta(description="a new collection matches cafe and café alike (needs the unaccent extension)")
+    ] = False
 
     def records(self, settings: Settings) -> list[dict[str, Any]]:
         """Checked records (`id`, `text`, `title`, `metadata`), ready for the engine's ingest."""
@@ -161,6 +181,72 @@ class IngestSummary(Struct):
         )
 
 
+MAX_PAGE = 1000  # documents per page of a listing
+
+
+class DocumentSummary(Struct):
+    """One document of a listing: its id, its number of chunks, when it was last written."""
+
+    id: str
+    chunks: int
+    updated_at: datetime
+
+
+class DocumentList(Struct):
+    """A page of documents in id order; `next_after` is the `after` of the next page (null: this is the last)."""
+
+    documents: list[DocumentSummary]
+    next_after: str | None
+
+    @classmethod
+    def of(cls, page: DocumentPage) -> DocumentList:
+        return cls([DocumentSummary(d.id, d.chunks, d.updated_at) for d in page.documents], page.next_after)
+
+
+class ChunkOut(Struct):
+    """One chunk of a stored document: id, position from 0, content (the title first, when there is one)."""
+
+    id: str
+    index: int
+    content: str
+
+
+class DocumentOut(Struct):
+    """A stored document: `hash` is what re-ingest compares; `metadata` is what its chunks share (the user's,
+    `source` and `title`); `chunks` in order. The shape of `hybrid-rag document --json`."""
+
+    id: str
+    hash: str
+    updated_at: datetime
+    metadata: dict[str, Any]
+    chunks: list[ChunkOut]
+
+    @classmethod
+    def of(cls, stored: StoredDocument) -> DocumentOut:
+        chunks = [ChunkOut(c.id, c.index, c.content) for c in stored.chunks]
+        return cls(stored.id, stored.hash, stored.updated_at, stored.metadata, chunks)
+
+
+class DeleteWhere(Struct, forbid_unknown_fields=True):
+    """Documents to delete: every one with at least one chunk matching `filter` (search's filter language), whole.
+
+    An empty filter is refused (422): it would delete every document; drop the collection instead.
+    """
+
+    filter: Annotated[dict[str, Any], Meta(min_length=1)]
+
+    def checked(self) -> dict[str, Any]:
+        """The filter, after the checks the shape alone cannot express."""
+        check_storable(self.filter, "filter")
+        return self.filter
+
+
+class Deleted(Struct):
+    """How many documents a delete removed, with all their chunks."""
+
+    deleted: int
+
+
 class CollectionInfo(Struct):
     """One collection: its size, the embeddings it was built with, and whether its load finished
     (`complete` false: a first load is running or was interrupted; text search answers 409 until
@@ -172,6 +258,8 @@ class CollectionInfo(Struct):
     dimensions: int
     text_config: str
     complete: bool
+    language: str
+    accent_insensitive: bool
 
 
 class CollectionList(Struct):
@@ -188,10 +276,12 @@ class Status(Struct):
 
 def refine_openapi(schemas: dict[str, Schema], settings: Settings) -> None:
     """Say in the OpenAPI document what the server enforces beyond the types: this server's limits too."""
-    for struct in (SearchRequest, Weights, DocumentIn, AddDocuments):  # unknown fields are rejected
+    for struct in (SearchRequest, Weights, DocumentIn, AddDocuments, DeleteWhere):  # unknown fields are rejected
         if struct.__name__ in schemas:
             schemas[struct.__name__].additional_properties = False
-    search, add = schemas.get("SearchRequest"), schemas.get("AddDocuments")
+    search, add, where = schemas.get("SearchRequest"), schemas.get("AddDocuments"), schemas.get("DeleteWhere")
+    if where is not None and where.properties:
+        _limit(where.properties["filter"], min_properties=1)
     if search is not None and search.properties:
         search.one_of = [Schema(required=["query"]), Schema(required=["like"])]  # exactly one of them
         _limit(search.properties["k"], maximum=settings.max_k)

@@ -37,6 +37,15 @@ Connect = Callable[[], AbstractContextManager[psycopg.Connection]]
 log = logging.getLogger(__name__)
 
 
+def _refused(exc: psycopg.Error) -> bool:
+    """A data exception or a program limit (SQLSTATE classes 22, 54): the document's fault, not the server's."""
+    return (exc.sqlstate or "")[:2] in ("22", "54")
+
+
+def _reason(exc: psycopg.Error) -> str:
+    return (exc.diag.message_primary or str(exc)).strip()
+
+
 class BatchWriter:
     """Background writer of one ingest: `submit` batches, then `finish` (indexes, ANALYZE)."""
 
@@ -66,6 +75,8 @@ class BatchWriter:
         self._lock = threading.Lock()
         self.rows = 0
         self.write_s = 0.0
+        self.refused: list[tuple[PreparedDocument, str]] = []
+        """Documents the database refused, with its reason; the rest of their batch is written."""
 
     def _connection(self) -> psycopg.Connection:
         conn = getattr(self._local, "conn", None)
@@ -75,20 +86,47 @@ class BatchWriter:
         return conn
 
     def _write(self, batch: Sequence[PreparedDocument], vectors: np.ndarray, replacing: bool) -> float:
-        """Write one batch (its own transaction), again when another writer got in the way.
+        """Write one batch (its own transaction); if the database refuses it, each document alone.
+
+        A refused document (a data exception or a limit: the input's fault, SQLSTATE classes
+        22 and 54) goes to `refused` with the database's reason; the others are written.
+        """
+        start = time.perf_counter()
+        try:
+            self._write_batch(batch, vectors, replacing)
+        except psycopg.Error as exc:
+            if not _refused(exc):
+                raise
+            if len(batch) == 1:
+                self.refused.append((batch[0], _reason(exc)))
+            else:
+                self._write_alone(batch, vectors, replacing)
+        return time.perf_counter() - start
+
+    def _write_alone(self, batch: Sequence[PreparedDocument], vectors: np.ndarray, replacing: bool) -> None:
+        ends = np.cumsum([len(document.chunks) for document in batch])
+        for document, end in zip(batch, ends, strict=True):
+            try:
+                self._write_batch([document], vectors[end - len(document.chunks) : end], replacing)
+            except psycopg.Error as exc:
+                if not _refused(exc):
+                    raise
+                self.refused.append((document, _reason(exc)))
+
+    def _write_batch(self, batch: Sequence[PreparedDocument], vectors: np.ndarray, replacing: bool) -> None:
+        """Write a batch, again when another writer got in the way.
 
         Stored hashes were read without the write lock, so another writer may have stored
         some of these documents since: outside a bulk load every batch replaces; a bulk batch
         that met another writer's document (or its locks) is written again, replacing; one
         that finds the load finished by another writer is written as any ingest writes.
         """
-        start = time.perf_counter()
         conn = self._connection()
         while True:
             try:
                 bulk = self.bulk
                 write_documents(conn, self.collection, batch, vectors, bulk=bulk, replacing=replacing or not bulk)
-                return time.perf_counter() - start
+                return
             except LoadFinished:
                 self.bulk = False
             except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):

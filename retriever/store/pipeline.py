@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from tqdm import tqdm
-
-from ingest import ChunkingConfig, SkippedSource, SourceDocument, document_hash, split_document
+from ingest import ChunkingConfig, SkippedSource, SourceDocument, document_hash, document_problem, split_document
 from retriever.embeddings import EmbeddingModel
 from retriever.store.batches import BatchWriter, Connect
 from retriever.store.collections import check_embeddings
+from retriever.store.progress import Progress
 from retriever.store.tables import Collection
 from retriever.store.writer import PreparedDocument, existing_hashes
 
@@ -33,6 +32,8 @@ class IngestReport:
     new_chunks: int = 0
     unchanged_chunks: int = 0
     skipped: list[SkippedSource] = field(default_factory=list)
+    pruned_documents: int | None = None
+    """Documents deleted because their files are gone (`ingest --prune`); None without pruning."""
     embed_s: float = 0.0
     write_s: float = 0.0
     wall_s: float = 0.0
@@ -46,6 +47,8 @@ class IngestReport:
         )
         if self.skipped:
             line += f"; {len(self.skipped)} skipped"
+        if self.pruned_documents is not None:
+            line += f"; {self.pruned_documents} pruned"
         return line
 
     def timing(self) -> str:
@@ -58,12 +61,19 @@ class IngestReport:
         )
 
 
+OnSkip = Callable[[SkippedSource], None]
+
+
 def _batches(
-    documents: Iterable[SourceDocument], chunking: ChunkingConfig, size: int
+    documents: Iterable[SourceDocument], chunking: ChunkingConfig, size: int, skip: OnSkip
 ) -> Iterator[list[PreparedDocument]]:
     batch: list[PreparedDocument] = []
     chunks = 0
     for document in documents:
+        # what PostgreSQL cannot hold would fail its whole batch: skip the one document instead
+        if problem := document_problem(document.document_id, document.title, document.text, document.metadata):
+            skip(SkippedSource(document.source or document.document_id, f"{document.document_id}: {problem}"))
+            continue
         pieces = split_document(document, chunking)
         if not pieces:
             continue
@@ -85,46 +95,71 @@ def ingest_documents(
     *,
     batch_chunks: int = 256,
     progress: bool = False,
+    total: int | None = None,
+    on_skip: OnSkip | None = None,
     compact: bool = True,
 ) -> IngestReport:
     """Chunk, embed and write documents; unchanged ones (same hash) cost neither model nor writes.
 
-    `compact=False` leaves posting blocks full of replaced chunks' postings to `maintain`.
+    A document that cannot be stored (see `ingest.document_problem`) or that the database
+    refuses (a data exception, a limit) is skipped: reported in `IngestReport.skipped` and
+    to `on_skip`, never failing the documents beside it. `progress` shows documents done
+    against `total` (when known; see `Progress`). `compact=False` leaves posting blocks full
+    of replaced chunks' postings to `maintain`.
     """
     report = IngestReport()
     started = time.perf_counter()
+
+    def skip(item: SkippedSource) -> None:
+        report.skipped.append(item)
+        if on_skip is not None:
+            on_skip(item)
+
+    shown = Progress(collection.name, total) if progress else None
+    kinds: dict[str, str] = {}  # document id -> "new" or "replaced", for documents that are written
     with connect() as reader, BatchWriter(connect, collection, compact=compact) as writer:
         try:
-            bar = tqdm(unit=" docs", disable=not progress, desc=collection.name)
-            for batch in _batches(documents, chunking, batch_chunks):
+            for batch in _batches(documents, chunking, batch_chunks, skip):
                 stored = existing_hashes(reader, collection, [d.document_id for d in batch])
                 changed = [d for d in batch if stored.get(d.document_id) != d.hash]
                 for document in batch:
                     if document.document_id not in stored:
                         report.new_documents += 1
+                        kinds[document.document_id] = "new"
                     elif stored[document.document_id] != document.hash:
                         report.replaced_documents += 1
+                        kinds[document.document_id] = "replaced"
                     else:
                         report.unchanged_documents += 1
                         report.unchanged_chunks += len(document.chunks)
-                bar.update(len(batch))
-                if not changed:
-                    continue
-                begin = time.perf_counter()
-                vectors = model.embed_documents([c.content for d in changed for c in d.chunks])
-                report.embed_s += time.perf_counter() - begin
-                check_embeddings(collection, model.name, vectors.shape[1])  # a model may change size, not name
-                writer.submit(changed, vectors, replacing=any(d.document_id in stored for d in changed))
-                report.new_chunks += len(vectors)
-                bar.set_postfix(new_chunks=report.new_chunks)
-            bar.close()
+                new_chunks = 0
+                if changed:
+                    begin = time.perf_counter()
+                    vectors = model.embed_documents([c.content for d in changed for c in d.chunks])
+                    report.embed_s += time.perf_counter() - begin
+                    check_embeddings(collection, model.name, vectors.shape[1])  # a model may change size, not name
+                    writer.submit(changed, vectors, replacing=any(d.document_id in stored for d in changed))
+                    new_chunks = len(vectors)
+                    report.new_chunks += new_chunks
+                if shown is not None:
+                    shown.advance(len(batch), new_chunks)
         except BaseException:
             # Whole batches are already committed: still count their terms and build the
             # indexes, so a failed run leaves a searchable collection (a rerun adds the rest).
             with contextlib.suppress(Exception):
                 writer.finish()
             raise
+        finally:
+            if shown is not None:
+                shown.close()
         writer.finish()
         report.write_s = writer.write_s
+    for document, reason in writer.refused:
+        report.new_chunks -= len(document.chunks)
+        if kinds.get(document.document_id) == "new":
+            report.new_documents -= 1
+        else:
+            report.replaced_documents -= 1
+        skip(SkippedSource(document.document_id, f"refused by the database: {reason}"))
     report.wall_s = time.perf_counter() - started
     return report

@@ -18,10 +18,18 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from ingest import Chunk
+from retriever.errors import CollectionNotFound
 from retriever.store.postings import add_postings, load_finished
 from retriever.store.tables import SHARED_WRITE_LOCK, WRITE_LOCK, Collection
 
-__all__ = ["LoadFinished", "PreparedDocument", "delete_documents", "existing_hashes", "write_documents"]
+__all__ = [
+    "LoadFinished",
+    "PreparedDocument",
+    "delete_documents",
+    "existing_hashes",
+    "lock_for_writing",
+    "write_documents",
+]
 
 
 class LoadFinished(Exception):
@@ -73,6 +81,15 @@ WHERE name = %(collection)s
 
 _NEW_CHUNKS = sql.SQL("c.document_id = ANY(%(document_ids)s)")
 
+_REGISTERED = "SELECT FROM hybrid_rag.collections WHERE name = %(collection)s"
+
+
+def lock_for_writing(cur: psycopg.Cursor, collection: Collection, *, shared: bool = False) -> None:
+    """Take the collection's write lock; `CollectionNotFound` when it was dropped meanwhile (the drop holds it too)."""
+    cur.execute(SHARED_WRITE_LOCK if shared else WRITE_LOCK, {"collection": collection.name})
+    if cur.execute(_REGISTERED, {"collection": collection.name}).fetchone() is None:
+        raise CollectionNotFound(f"no collection named {collection.name!r} (it was dropped)")
+
 
 def _format(statement: str, collection: Collection) -> sql.Composed:
     """`statement` over the collection's tables."""
@@ -99,12 +116,15 @@ def _by_document_id(
 
 
 def existing_hashes(conn: psycopg.Connection, collection: Collection, document_ids: Sequence[str]) -> dict[str, str]:
-    """Stored hash per document id, for the ids that exist."""
+    """Stored hash per document id, for the ids that exist; `CollectionNotFound` once the collection is dropped."""
     with conn.cursor() as cur:
-        cur.execute(
-            _format("SELECT document_id, hash FROM {documents} WHERE document_id = ANY(%s)", collection),
-            (list(document_ids),),
-        )
+        try:
+            cur.execute(
+                _format("SELECT document_id, hash FROM {documents} WHERE document_id = ANY(%s)", collection),
+                (list(document_ids),),
+            )
+        except psycopg.errors.UndefinedTable:
+            raise CollectionNotFound(f"no collection named {collection.name!r} (it was dropped)") from None
         return dict(cur.fetchall())
 
 
@@ -136,8 +156,7 @@ def write_documents(
     chunks = [chunk for document in documents for chunk in document.chunks]
     document_ids = [document.document_id for document in documents]
     with conn.transaction(), conn.cursor() as cur:
-        appending = bulk and not replacing
-        cur.execute(SHARED_WRITE_LOCK if appending else WRITE_LOCK, {"collection": collection.name})
+        lock_for_writing(cur, collection, shared=bulk and not replacing)
         if bulk and load_finished(cur, collection):
             raise LoadFinished(collection.name)  # its postings would be missing from the finished blocks
         removed_chunks, removed_length = _remove(cur, collection, document_ids) if replacing else (0, 0)
@@ -179,10 +198,13 @@ def write_documents(
 
 
 def delete_documents(conn: psycopg.Connection, collection: Collection, document_ids: Sequence[str]) -> int:
-    """Delete documents with all their chunks; returns how many documents existed."""
+    """Delete documents with all their chunks; returns how many documents existed.
+
+    Raises `CollectionNotFound` when the collection was dropped meanwhile.
+    """
     ids = list(document_ids)
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute(WRITE_LOCK, {"collection": collection.name})
+        lock_for_writing(cur, collection)
         removed_chunks, removed_length = _remove(cur, collection, ids)
         cur.execute(_format("DELETE FROM {documents} WHERE document_id = ANY(%s)", collection), (ids,))
         deleted = cur.rowcount

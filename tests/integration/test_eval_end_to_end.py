@@ -60,7 +60,7 @@ def test_eval_writes_results_trec_runs_report_and_chart(settings, collection_nam
     # every document of the corpus is one chunk, so the dense modes rank all 13 for every query
     assert len(trec_lines(tmp_path / "vector.trec")) == 4 * 10
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
-    assert "| hybrid |" in report and "|\n\nParameters: k 10, candidates 10, rrf_k " in report
+    assert "| hybrid |" in report and "|\n\nParameters: k 10, candidates 10, fusion linear, weights " in report
     assert (tmp_path / "chart.png").read_bytes().startswith(PNG_MAGIC)
 
 
@@ -80,29 +80,50 @@ def test_sweep_writes_every_setting_best_first(settings, collection_name, tmp_pa
     sweep = run_sweep(load_beir(TINY, "test"), settings, collection_name, tmp_path, grid=grid, k=10)
 
     assert json.loads((tmp_path / "sweep.json").read_text(encoding="utf-8")) == sweep
-    assert len(sweep["settings"]) == 8
+    assert len(sweep["settings"]) == 12  # per depth: rrf 2 rrf_k × 2 weights, linear 2 weights
+    assert {row["fusion"] for row in sweep["settings"]} == {"rrf", "linear"}
+    assert {row["rrf_k"] for row in sweep["settings"] if row["fusion"] == "linear"} == {None}
     ndcg = [row["ndcg@10"] for row in sweep["settings"]]
     assert ndcg == sorted(ndcg, reverse=True)
     assert sweep["best"] == sweep["settings"][0]
-    assert set(sweep["best"]) == {"candidates", "rrf_k", "weights", "ndcg@10", "recall@10", "recall@100", "mrr@10"}
+    assert set(sweep["best"]) == {
+        "fusion",
+        "candidates",
+        "rrf_k",
+        "weights",
+        "ndcg@10",
+        "recall@10",
+        "recall@100",
+        "mrr@10",
+    }
     assert set(sweep["legs"]) == {"5", "10"} and set(sweep["legs"]["5"]) == {"vector", "text"}
     table_rows = (tmp_path / "sweep.md").read_text(encoding="utf-8").count("\n| ")
-    assert table_rows == 1 + 8 + 1 + 4  # header and settings, header and legs
+    assert table_rows == 1 + 12 + 1 + 4  # header and settings, header and legs
 
 
-@pytest.mark.parametrize(("candidates", "rrf_k", "weights"), [(3, 10, (1.0, 0.7)), (13, 60, (1.0, 1.5))])
+@pytest.mark.parametrize(
+    ("fusion", "candidates", "rrf_k", "weights"),
+    [
+        ("rrf", 3, 10, (1.0, 0.7)),
+        ("rrf", 13, 60, (1.0, 1.5)),
+        ("linear", 3, 10, (0.5, 1.0)),
+        ("linear", 13, 10, (1.0, 0.3)),
+    ],
+)
 def test_sweep_fusion_in_python_ranks_as_the_hybrid_statement(
-    settings, collection_name, tmp_path, candidates, rrf_k, weights
+    settings, collection_name, tmp_path, fusion, candidates, rrf_k, weights
 ):
     dataset = load_beir(TINY, "test")
     run_eval(dataset, settings, collection_name, EvalParams(modes=("text",), k=10), tmp_path)
     embedded = embed_queries(get_embedding_model(settings), dataset.queries, progress=False)
     legs = run_legs(settings, collection_name, dataset.queries, embedded, candidates)
-    params = EvalParams(k=10, candidates=candidates, rrf_k=rrf_k, weights=weights).search_params("hybrid")
+    params = EvalParams(k=10, candidates=candidates, rrf_k=rrf_k, weights=weights, fusion=fusion).search_params(
+        "hybrid"
+    )
     in_sql = run_database_mode(
         eval_settings(settings, 13), collection_name, dataset.queries, params, embedded, progress=False
     ).run
-    in_python = fuse_run(legs, rrf_k=rrf_k, weights=weights, k=10)
+    in_python = fuse_run(legs, fusion=fusion, rrf_k=rrf_k, weights=weights, k=10)
     assert {qid: list(docs) for qid, docs in in_python.items()} == {qid: list(docs) for qid, docs in in_sql.items()}
     for qid, docs in in_sql.items():
         assert list(in_python[qid].values()) == pytest.approx(list(docs.values()), rel=1e-12)

@@ -202,7 +202,11 @@ async def test_openapi_document_declares_examples_security_and_problems(client):
     assert {(path, method) for path, method, _ in operations} == {
         ("/v1/collections/{name}/search", "post"),
         ("/v1/collections/{name}/documents", "post"),
+        ("/v1/collections/{name}/documents", "get"),
+        ("/v1/collections/{name}/documents/{document_id}", "get"),
         ("/v1/collections/{name}/documents/{document_id}", "delete"),
+        ("/v1/collections/{name}/delete", "post"),
+        ("/v1/collections/{name}", "delete"),
         ("/v1/collections", "get"),
         ("/healthz", "get"),
         ("/readyz", "get"),

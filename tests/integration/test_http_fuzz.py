@@ -51,9 +51,13 @@ OPERATIONS = [
     ("POST", "/v1/collections/{name}/search"),
     ("POST", "/v1/collections/{name}/documents"),
     ("DELETE", "/v1/collections/{name}/documents/{document_id}"),
+    ("GET", "/v1/collections/{name}/documents"),
+    ("GET", "/v1/collections/{name}/documents/{document_id}"),
+    ("POST", "/v1/collections/{name}/delete"),
     ("GET", "/v1/collections"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("DELETE", "/v1/collections/{name}"),  # last: its examples drop `demo`
 ]
 
 
@@ -65,7 +69,7 @@ def api_schema(settings, fake_model):
         before = {c.name for c in list_collections(conn)}
     documents = [
         SourceDocument(
-            "astronomy/first-telescope.md",
+            "/srv/corpus/astronomy/first-telescope.md",
             "Aperture matters more than magnification.",
             "Telescopes",
             "fuzz",

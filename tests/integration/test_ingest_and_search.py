@@ -61,7 +61,7 @@ def test_sql_fusion_equals_rrf_fuse_of_the_two_legs(settings, collection_name, f
     with open_primary(settings) as conn:
 
         def ids(mode: str) -> list[str]:
-            params = SearchParams(k=40, mode=mode, candidates=20, rrf_k=10, weights=(1.0, 0.7))  # type: ignore[arg-type]
+            params = SearchParams(k=40, mode=mode, candidates=20, fusion="rrf", rrf_k=10, weights=(1.0, 0.7))  # type: ignore[arg-type]
             return [
                 h.id for h in Engine(settings, model=fake_model).search(collection_name, query, params, conn=conn).hits
             ]
@@ -69,7 +69,12 @@ def test_sql_fusion_equals_rrf_fuse_of_the_two_legs(settings, collection_name, f
         vector, text = ids("vector"), ids("text")
         hybrid = (
             Engine(settings, model=fake_model)
-            .search(collection_name, query, SearchParams(k=40, candidates=20, rrf_k=10, weights=(1.0, 0.7)), conn=conn)
+            .search(
+                collection_name,
+                query,
+                SearchParams(k=40, candidates=20, fusion="rrf", rrf_k=10, weights=(1.0, 0.7)),
+                conn=conn,
+            )
             .hits
         )
     expected = rrf_fuse({"vector": vector, "text": text}, weights={"vector": 1.0, "text": 0.7}, rrf_k=10)

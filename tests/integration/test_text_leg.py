@@ -1,7 +1,9 @@
 """The BM25 leg reads a bounded head of each term's impact-ordered posting blocks.
 
-Specification: exact mode equals BM25 computed in Python from the chunks' own lexemes;
-the bounded leg agrees with it on the top 10 even when frequent terms are cut; deleted
+Specification: exact mode equals BM25 computed in Python from the chunks' own lexemes,
+each query term weighted by how often the query holds it (`query_weight`); the bounded leg agrees with it
+on the top 10 even when frequent terms are cut, and equals it where it rescores every
+chunk its bounds leave in doubt, repeated query terms included; deleted
 chunks never come back from their tombstones; `maintain`, and an ingest that leaves
 many tombstones, rebuild the blocks beside the live ones, so searches go on meanwhile.
 """
@@ -26,6 +28,7 @@ from retriever.query import TEXT_BLOCKS
 from retriever.results import SearchParams
 from retriever.store.bm25 import K1 as BM25_K1
 from retriever.store.bm25 import B as BM25_B
+from retriever.store.bm25 import query_weight
 from retriever.store.collections import get_collection
 from retriever.store.maintenance import collection_stats, maintain_collection
 from retriever.store.postings import POSTINGS_BLOCK, REBUILD_TOMBSTONES, refresh_postings
@@ -51,6 +54,11 @@ def _corpus(n: int, seed: int = 7, prefix: str = "d") -> list[SourceDocument]:
 
 
 QUERIES = [" ".join(random.Random(seed).sample(VOCABULARY, random.Random(seed).randint(2, 5))) for seed in range(40)]
+# Queries that repeat terms, the frequent (cut) ones most: their query-term frequency counts.
+REPEATING = [
+    " ".join([*(words := random.Random(seed).choices(VOCABULARY[:8], k=random.Random(seed).randint(3, 8))), words[0]])
+    for seed in range(20)
+]
 
 
 def _python_bm25(conn, name: str, query: str) -> dict[str, float]:
@@ -63,10 +71,14 @@ def _python_bm25(conn, name: str, query: str) -> dict[str, float]:
     lengths = {chunk_id: sum(counts.values()) for chunk_id, counts in tf.items()}
     n, avgdl = len(tf), sum(lengths.values()) / len(tf)
     df = Counter(lexeme for counts in tf.values() for lexeme in counts)
-    terms = set(conn.execute("SELECT tsvector_to_array(to_tsvector('english', %s))", (query,)).fetchone()[0])
+    qtf = dict(  # each query lexeme and how often the query holds it
+        conn.execute("SELECT lexeme, cardinality(positions) FROM unnest(to_tsvector('english', %s))", (query,))
+    )
+    terms = set(qtf)
     return {
         chunk_id: sum(
-            math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5))
+            query_weight(qtf[t])
+            * math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5))
             * counts[t]
             * (BM25_K1 + 1)
             / (counts[t] + BM25_K1 * (1 - BM25_B + BM25_B * lengths[chunk_id] / avgdl))
@@ -89,8 +101,8 @@ def _hits(settings, name: str, query: str, params: SearchParams):
         return Engine(settings).search(name, query, params, conn=conn).hits
 
 
-def _ids(settings, name: str, query: str, *, exact: bool) -> list[str]:
-    return [hit.id for hit in _hits(settings, name, query, SearchParams(k=10, mode="text", exact_text=exact))]
+def _ids(settings, name: str, query: str, *, exact: bool, k: int = 10) -> list[str]:
+    return [hit.id for hit in _hits(settings, name, query, SearchParams(k=k, mode="text", exact_text=exact))]
 
 
 @pytest.fixture
@@ -120,6 +132,39 @@ def test_exact_mode_is_bm25_over_the_chunks_lexemes(settings, loaded):
     with open_primary(settings) as conn:
         for query in QUERIES[:10]:
             assert _same_ranking(_ids(settings, loaded, query, exact=True), _python_bm25(conn, loaded, query)), query
+
+
+def test_a_term_the_query_repeats_outweighs_an_equally_rare_one_in_text_and_hybrid(
+    settings, collection_name, fake_model
+):
+    documents = {"z": "zorba pimki", "v": "vekdo pimki", "other": "talne muxso"}  # zorba, vekdo: same df, length
+    Engine(settings, model=fake_model).ingest(
+        collection_name, [SourceDocument(i, t, None, "test", {}) for i, t in documents.items()], ChunkingConfig()
+    )
+    engine = Engine(settings, model=fake_model)
+    for query, first in (("zorba zorba vekdo", "z"), ("zorba vekdo vekdo", "v")):  # a tie would rank both alike
+        text = engine.search(collection_name, query, SearchParams(k=3, mode="text")).hits
+        hybrid = engine.search(collection_name, query, SearchParams(k=3)).hits
+        assert text[0].document_id == first, query
+        assert {hit.document_id: hit.text_rank for hit in hybrid}[first] == 1, query
+
+
+def test_exact_mode_counts_each_repetition_of_a_query_term(settings, loaded):
+    with open_primary(settings) as conn:
+        for query in REPEATING:
+            assert _same_ranking(_ids(settings, loaded, query, exact=True), _python_bm25(conn, loaded, query)), query
+
+
+def test_bounded_leg_is_exact_for_repeated_terms_when_it_may_rescore_every_doubtful_chunk(
+    settings, loaded, bounded, monkeypatch
+):
+    # a repeated term's bound must scale with its weight, or chunks in its unread tail are
+    # judged unable to reach the top and never rescored
+    monkeypatch.setattr(retriever.query, "TEXT_RESCORE", 1000)
+    with open_primary(settings) as conn:
+        for query in REPEATING:
+            scores = _python_bm25(conn, loaded, query)
+            assert _same_ranking(_ids(settings, loaded, query, exact=False, k=100), scores), query  # all candidates
 
 
 def test_bounded_leg_agrees_with_exact_bm25_on_the_top_10(settings, loaded, bounded):

@@ -11,6 +11,7 @@ from psycopg_pool import PoolTimeout
 from ingest import IngestInputError
 from retriever.engine import map_errors
 from retriever.errors import (
+    CollectionNotFound,
     ConfigurationError,
     DatabaseDiskFull,
     DatabaseFault,
@@ -138,6 +139,11 @@ def test_a_value_psycopg_refuses_to_send_is_an_input_error():
     assert type(result) is InputError and "NUL" in str(result)
 
 
+def test_a_table_gone_between_registry_and_statement_is_a_dropped_collection():
+    result = mapped(pg_errors.UndefinedTable('relation "hybrid_rag.x" does not exist'))
+    assert type(result) is CollectionNotFound and "dropped" in str(result)
+
+
 def test_an_unclassified_operational_error_still_says_retry_but_not_unreachable():
     result = mapped(pg_errors.ObjectInUse('database "x" is being accessed by other users'))
     assert type(result) is DatabaseUnavailable
@@ -147,7 +153,7 @@ def test_an_unclassified_operational_error_still_says_retry_but_not_unreachable(
 @pytest.mark.parametrize(
     "error",
     [
-        pg_errors.UndefinedTable('relation "hybrid_rag.x" does not exist'),
+        pg_errors.UndefinedColumn('column "x" does not exist'),
         pg_errors.UniqueViolation("duplicate key value violates unique constraint"),
         psycopg.ProgrammingError("query parameter missing: filter_0"),
     ],

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
-from langchain_core.embeddings import Embeddings
 
 from eval import METRICS, EvalParams, default_collection_name, fuse_run, runner, sweep_table
 from eval.runner import eval_settings, percentiles
-from eval.sweep import Legs, leg_run
+from eval.sweep import Legs, SweepGrid, leg_run
 from retriever import DatabaseUnavailable, EmbeddingMismatch, EmbeddingModel, InputError, LimitExceeded
+from retriever.embeddings import LocalEmbeddings
 from retriever.fusion import rrf_fuse
 from retriever.settings import Settings
 from retriever.store.tables import validate_name
@@ -33,9 +34,10 @@ def test_default_collection_name_of_a_long_folder_is_still_a_valid_name(tmp_path
 
 
 def test_hybrid_keeps_its_depth_and_single_legs_run_at_least_k_deep():
-    params = EvalParams(k=100, candidates=50, rrf_k=20, weights=(1.0, 1.5))
+    params = EvalParams(k=100, candidates=50, rrf_k=20, weights=(1.0, 1.5), fusion="linear")
     hybrid, vector = params.search_params("hybrid"), params.search_params("vector")
     assert (hybrid.candidates, hybrid.rrf_k, hybrid.weights, hybrid.collapse) == (50, 20, (1.0, 1.5), True)
+    assert hybrid.fusion == "linear" and params.describe(None)["fusion"] == "linear"
     assert (vector.candidates, vector.k, vector.collapse) == (100, 100, True)
 
 
@@ -54,24 +56,16 @@ def test_eval_settings_raise_the_query_limit_to_the_longest_judged_query():
     assert eval_settings(limits, 10).max_query_chars == 2000
 
 
-class _Transformer:
-    """What a SentenceTransformer exposes to `truncated_queries`: its window, and a tokenizer."""
+class _WindowedEmbeddings(LocalEmbeddings):
+    """A local model with a 5-token window, whitespace tokens between [CLS] and [SEP]."""
 
     max_seq_length = 5
 
-    def tokenizer(self, text: str, verbose: bool = True) -> dict[str, list[str]]:
-        return {"input_ids": ["[CLS]", *text.split(), "[SEP]"]}
+    def embed_array(self, texts):
+        return np.ones((len(texts), 1), dtype=np.float32)
 
-
-class _WindowedEmbeddings(Embeddings):
-    def __init__(self) -> None:
-        self._model = _Transformer()
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return [[1.0] for _ in texts]
-
-    def embed_query(self, text: str) -> list[float]:
-        return [1.0]
+    def token_count(self, text: str) -> int:
+        return len(["[CLS]", *text.split(), "[SEP]"])
 
 
 def test_queries_over_the_models_window_are_counted_special_tokens_included(fake_model):
@@ -127,6 +121,10 @@ LEGS = Legs(
         "q1": {"vector": ["a:0", "b:0", "a:1"], "text": ["c:0", "a:1", "b:0"]},
         "q2": {"vector": [], "text": []},
     },
+    scores={  # normalised, as each leg alone returns them
+        "q1": {"vector": [1.0, 0.9, 0.0], "text": [1.0, 0.2, 0.0]},
+        "q2": {"vector": [], "text": []},
+    },
     document_of={"a:0": "a", "a:1": "a", "b:0": "b", "c:0": "c"},
 )
 
@@ -145,18 +143,55 @@ def test_leg_weights_change_the_fused_order():
     assert list(text_heavy["q1"]) == ["c", "a", "b"]
 
 
+def test_linear_fusion_of_the_legs_sums_their_weighted_normalised_scores():
+    run = fuse_run(LEGS, fusion="linear", rrf_k=None, weights=(1.0, 0.5), k=10)
+    # a:0 1.0 + 0; b:0 0.9 + 0.5·0.0; a:1 0.0 + 0.5·0.2; c:0 0.5·1.0: a keeps its best chunk
+    assert run["q1"] == {"a": pytest.approx(1.0), "b": pytest.approx(0.9), "c": pytest.approx(0.5)}
+    assert run["q2"] == {}
+    assert list(fuse_run(LEGS, fusion="linear", rrf_k=None, weights=(0.1, 1.0), k=10)["q1"]) == ["c", "a", "b"]
+
+
+def test_every_grid_setting_names_its_fusion_and_only_rrf_has_an_rrf_k():
+    grid = SweepGrid(rrf_ks=(10, 60), weights=((1.0, 1.0), (0.5, 1.0)), candidates=(100,))
+    assert grid.settings() == [
+        ("rrf", 10, (1.0, 1.0)),
+        ("rrf", 10, (0.5, 1.0)),
+        ("rrf", 60, (1.0, 1.0)),
+        ("rrf", 60, (0.5, 1.0)),
+        ("linear", None, (1.0, 1.0)),
+        ("linear", None, (0.5, 1.0)),
+    ]
+
+
 def test_one_leg_alone_ranks_its_documents_in_leg_order():
     assert list(leg_run(LEGS, "text", 2)["q1"]) == ["c", "a"]
 
 
 def test_sweep_table_lists_the_top_settings_best_first():
     rows = [
-        {"candidates": 100, "rrf_k": k, "weights": {"vector": 1.0, "text": 0.7}, **dict.fromkeys(METRICS, s)}
-        for k, s in ((10, 0.72), (60, 0.70), (100, 0.69))
+        {
+            "fusion": f,
+            "candidates": 100,
+            "rrf_k": k,
+            "weights": {"vector": 1.0, "text": 0.7},
+            **dict.fromkeys(METRICS, s),
+        }
+        for f, k, s in (("rrf", 10, 0.72), ("linear", None, 0.70), ("rrf", 100, 0.69))
     ]
     table = sweep_table({"dataset": "scifact", "split": "train", "queries": 809, "settings": rows}, top=2)
     lines = table.splitlines()
     assert "scifact (train), 809 queries, 3 settings" in lines[0]
-    assert lines[1].split() == ["#", "candidates", "rrf_k", "w_vector", "w_text", "nDCG@10", "R@10", "R@100", "MRR@10"]
-    assert [line.split()[:3] for line in lines[3:]] == [["1", "100", "10"], ["2", "100", "60"]]
-    assert lines[3].split()[4:6] == ["0.7", "0.7200"]
+    assert lines[1].split() == [
+        "#",
+        "fusion",
+        "candidates",
+        "rrf_k",
+        "w_vector",
+        "w_text",
+        "nDCG@10",
+        "R@10",
+        "R@100",
+        "MRR@10",
+    ]
+    assert [line.split()[:4] for line in lines[3:]] == [["1", "rrf", "100", "10"], ["2", "linear", "100", "-"]]
+    assert lines[3].split()[5:7] == ["0.7", "0.7200"]

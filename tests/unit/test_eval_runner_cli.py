@@ -22,6 +22,7 @@ NOWHERE = ("--database-url", "postgresql://nobody@127.0.0.1:1/none")
         ([str(TINY), "--modes", "hybrid,fuzzy"], "unknown mode fuzzy: use some of hybrid,vector,text,bm25"),
         ([str(TINY), "--modes", ","], "unknown mode ','"),
         ([str(TINY), "--weights", "1"], "--weights must be two numbers"),
+        ([str(TINY), "--fusion", "borda"], "unknown fusion 'borda': use one of rrf, linear"),
         ([str(TINY), "--collection", "Bad-Name", "--modes", "text"], "invalid collection name 'Bad-Name'"),
     ],
 )

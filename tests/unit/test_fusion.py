@@ -1,10 +1,14 @@
-"""Reciprocal rank fusion: score(d) = Σ_i w_i / (rrf_k + rank_i(d)), ranks from 1."""
+"""Fusion: reciprocal ranks, score(d) = Σ_i w_i / (rrf_k + rank_i(d)) with ranks from 1; or min-max
+normalised scores, score(d) = Σ_i w_i · (s_i(d) − min_i) / (max_i − min_i), 0 from a leg that lacks d."""
 
 from __future__ import annotations
 
 import pytest
 
-from retriever.fusion import rrf_fuse
+from retriever.errors import InputError
+from retriever.fusion import FUSION_SQL, linear_fuse, min_max, rrf_fuse
+from retriever.results import FUSIONS, SearchParams
+from retriever.settings import Settings
 
 
 def test_scores_match_a_hand_computed_example():
@@ -54,3 +58,52 @@ def test_ties_are_broken_by_id_in_code_point_order():
 
 def test_empty_rankings_fuse_to_nothing():
     assert rrf_fuse({"vector": [], "text": []}) == []
+
+
+def test_min_max_maps_the_best_score_to_one_and_the_worst_to_zero():
+    assert min_max([3.0, 2.0, 1.0, 2.5]) == [1.0, 0.5, 0.0, 0.75]
+
+
+def test_min_max_gives_one_to_scores_that_are_all_equal():
+    assert min_max([0.4]) == [1.0]
+    assert min_max([2.0, 2.0]) == [1.0, 1.0]
+    assert min_max([]) == []
+
+
+def test_linear_fusion_matches_a_hand_computed_example():
+    scored = {"vector": [("a", -0.1), ("b", -0.3), ("c", -0.5)], "text": [("c", 12.0), ("d", 9.0), ("a", 4.0)]}
+    fused = linear_fuse(scored, weights={"vector": 0.5, "text": 1.0})
+    assert [(item, score) for item, score, _ in fused] == [
+        ("c", pytest.approx(0.5 * 0.0 + 1.0 * 1.0)),
+        ("d", pytest.approx(1.0 * 5 / 8)),
+        ("a", pytest.approx(0.5 * 1.0 + 1.0 * 0.0)),
+        ("b", pytest.approx(0.5 * 0.5)),
+    ]
+    assert {item: ranks for item, _, ranks in fused}["d"] == {"vector": None, "text": 2}
+
+
+def test_linear_fusion_ignores_each_legs_scale():
+    small = {"vector": [("a", 0.9), ("b", 0.8)], "text": [("b", 20.0), ("a", 10.0)]}
+    scaled = {"vector": [("a", 90.0), ("b", 80.0)], "text": [("b", 0.2), ("a", 0.1)]}
+    assert linear_fuse(small) == linear_fuse(scaled)
+
+
+def test_linear_fusion_weights_can_reverse_the_order():
+    scored = {"vector": [("a", 1.0), ("b", 0.0)], "text": [("b", 1.0), ("a", 0.5)]}
+    assert linear_fuse(scored, weights={"vector": 2.0})[0][0] == "a"
+    assert linear_fuse(scored, weights={"text": 3.0})[0][0] == "b"
+
+
+def test_linear_fusion_breaks_ties_by_id_and_fuses_nothing_to_nothing():
+    assert [item for item, _, _ in linear_fuse({"vector": [("b", 1.0)], "text": [("a", 7.0)]})] == ["a", "b"]
+    assert linear_fuse({"vector": [], "text": []}) == []
+
+
+def test_search_params_name_a_known_fusion_or_are_refused():
+    assert SearchParams(fusion="rrf").validate(Settings()).fusion == "rrf"
+    with pytest.raises(InputError, match="unknown fusion 'borda': use one of rrf, linear"):
+        SearchParams(fusion="borda").validate(Settings())  # type: ignore[arg-type]
+
+
+def test_every_fusion_method_has_its_sql():
+    assert set(FUSION_SQL) == set(FUSIONS)

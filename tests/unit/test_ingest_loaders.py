@@ -31,50 +31,11 @@ def write(path: Path, content: str | bytes) -> Path:
     return path
 
 
-def make_pdf(pages: list[str], title: str | None = None) -> bytes:
-    """A minimal PDF whose pages show the given text in Helvetica."""
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    kids = []
-    for text in pages:
-        stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode() if text else b""
-        page_number, content_number = len(objects) + 1, len(objects) + 2
-        kids.append(f"{page_number} 0 R".encode())
-        objects.append(
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-            b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % content_number
-        )
-        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
-    objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (
-        b" ".join(kids),
-        len(pages),
-    )
-    if title is not None:
-        objects.append(b"<< /Title (%s) >>" % title.encode())
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    info = b" /Info %d 0 R" % len(objects) if title is not None else b""
-    out += b"trailer\n<< /Size %d /Root 1 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        info,
-        xref,
-    )
-    return bytes(out)
-
-
 def test_public_names_are_pinned() -> None:
     assert set(ingest.__all__) == {
         "SourceDocument", "Chunk", "ChunkingConfig", "SkippedSource", "iter_documents",
         "iter_records", "split_document", "document_hash", "IngestInputError", "sha256_hex",
+        "clean_text", "document_problem", "text_problem", "value_problem", "count_documents", "file_document_id",
     }  # fmt: skip
 
 
@@ -89,6 +50,13 @@ def test_text_file_is_read_as_is_without_title(tmp_path: Path) -> None:
     assert doc.text == "line one\nline two\n"  # BOM stripped, newlines normalised
     assert doc.source == path.as_posix()
     assert doc.metadata == {}
+
+
+def test_control_characters_are_dropped_from_text_and_markdown(tmp_path: Path) -> None:
+    [log], _ = load(write(tmp_path / "run.txt", "\x1b[31mfailed\x1b[0m\x07 at step 3\n"))
+    assert log.text == "[31mfailed[0m at step 3\n"
+    [note], _ = load(write(tmp_path / "note.md", "# Bell\x07 Title\n\nBody\x7f text\n"))
+    assert (note.title, note.text) == ("Bell Title", "\nBody text\n")
 
 
 def test_markdown_title_is_the_first_h1_and_leaves_the_body(tmp_path: Path) -> None:
@@ -137,19 +105,17 @@ def test_html_keeps_visible_text_and_takes_title_from_title_tag(tmp_path: Path) 
     path = write(tmp_path / "roses.html", markup)
     [doc], _ = load(path)
     assert doc.title == "Pruning Roses"
-    assert doc.text == "Cut above an outward bud.\n\nWear gloves."
+    assert doc.text == "Cut above an outward bud.\nWear gloves."
 
 
 def test_html_without_title_tag_takes_title_from_first_h1(tmp_path: Path) -> None:
     path = write(
         tmp_path / "page.htm",
-        "<body><h1>Soil pH</h1><p>Lime raises it.</p><h1>Other</h1></body>",
+        "<body><h1>Soil pH</h1><p>Lime raises it.</p><h2>Other soils</h2><p>Sand drains fast.</p></body>",
     )
     [doc], _ = load(path)
     assert doc.title == "Soil pH"
-    assert "Lime raises it." in doc.text
-    assert "Soil pH" not in doc.text
-    assert "Other" in doc.text
+    assert doc.text == "Lime raises it.\nOther soils\nSand drains fast."
 
 
 def test_html_with_no_visible_text_is_skipped(tmp_path: Path) -> None:
@@ -162,42 +128,14 @@ def test_html_with_no_visible_text_is_skipped(tmp_path: Path) -> None:
     assert skipped == [SkippedSource(path.as_posix(), "no visible text")]
 
 
-def test_pdf_text_of_all_pages_is_joined_and_info_title_kept(tmp_path: Path) -> None:
-    path = write(
-        tmp_path / "manual.pdf",
-        make_pdf(["Hello from page one", "Page two here"], title="A Manual"),
-    )
-    [doc], skipped = load(path)
-    assert skipped == []
-    assert doc.title == "A Manual"
-    assert doc.text == "Hello from page one\n\nPage two here"
-
-
-def test_pdf_without_info_title_has_no_title(tmp_path: Path) -> None:
-    [doc], _ = load(write(tmp_path / "plain.pdf", make_pdf(["Body text"])))
-    assert doc.title is None
-    assert doc.text == "Body text"
-
-
-def test_pdf_without_extractable_text_is_skipped(tmp_path: Path) -> None:
-    path = write(tmp_path / "scan.pdf", make_pdf([""]))
-    docs, skipped = load(path)
-    assert docs == []
-    assert [s.reason for s in skipped] == ["PDF has no extractable text (scanned images?)"]
-
-
-def test_pdf_that_pypdf_cannot_read_is_skipped(tmp_path: Path) -> None:
-    path = write(tmp_path / "broken.pdf", b"%PDF-1.4\nthis is not really a pdf")
-    docs, skipped = load(path)
-    assert docs == []
-    assert len(skipped) == 1
-    assert skipped[0].reason.startswith("unreadable PDF")
-
-
 # --- folders and ids ---------------------------------------------------------
 
 
-def test_folder_is_walked_recursively_in_sorted_order_with_folder_name_as_id_prefix(
+def real(path: Path) -> str:
+    return Path(os.path.realpath(path)).as_posix()
+
+
+def test_folder_is_walked_recursively_in_sorted_order_with_real_paths_as_ids(
     tmp_path: Path,
 ) -> None:
     docs_dir = tmp_path / "docs"
@@ -206,25 +144,16 @@ def test_folder_is_walked_recursively_in_sorted_order_with_folder_name_as_id_pre
     write(docs_dir / "a" / "b.md", "ab")
     docs, skipped = load(docs_dir)
     assert skipped == []
-    assert [d.document_id for d in docs] == ["docs/a/b.md", "docs/a/z.md", "docs/b.txt"]
-    assert docs[0].source == (docs_dir / "a" / "b.md").as_posix()
+    assert [d.document_id for d in docs] == [real(docs_dir / name) for name in ("a/b.md", "a/z.md", "b.txt")]
+    assert docs[0].source == docs[0].document_id
 
 
-def test_ids_are_stable_from_the_same_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    write(tmp_path / "docs" / "a" / "b.md", "text")
-    monkeypatch.chdir(tmp_path)
-    ids = [[d.document_id for d in load(arg)[0]] for arg in ("docs", "docs/", "./docs")]
-    assert ids == [["docs/a/b.md"]] * 3
-    monkeypatch.chdir(tmp_path / "docs")
-    assert [d.document_id for d in load(".")[0]] == ["docs/a/b.md"]
-
-
-def test_file_named_directly_keeps_its_normalised_path_as_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_file_named_directly_has_its_real_path_as_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write(tmp_path / "docs" / "a" / "b.md", "text")
     (tmp_path / "docs" / "x").mkdir()
     monkeypatch.chdir(tmp_path)
     [doc], _ = load("./docs/x/../a/b.md")
-    assert doc.document_id == "docs/a/b.md"
+    assert doc.document_id == real(tmp_path / "docs" / "a" / "b.md")
 
 
 def test_a_single_path_string_is_accepted(tmp_path: Path) -> None:
@@ -239,7 +168,7 @@ def test_hidden_files_and_folders_are_not_ingested(tmp_path: Path) -> None:
     write(tmp_path / "kb" / ".git" / "notes.txt", "no")
     write(tmp_path / "kb" / "visible.txt", "yes")
     docs, skipped = load(tmp_path / "kb")
-    assert [d.document_id for d in docs] == ["kb/visible.txt"]
+    assert [d.document_id for d in docs] == [real(tmp_path / "kb" / "visible.txt")]
     assert skipped == []
 
 
@@ -287,7 +216,7 @@ def test_skipped_file_does_not_stop_the_folder(tmp_path: Path) -> None:
     write(tmp_path / "mix" / "b.txt", b"\x00binary")
     write(tmp_path / "mix" / "c.txt", "good")
     docs, skipped = load(tmp_path / "mix")
-    assert [d.document_id for d in docs] == ["mix/c.txt"]
+    assert [d.document_id for d in docs] == [real(tmp_path / "mix" / "c.txt")]
     assert [s.reason for s in skipped] == ["unsupported file type .bin", "binary file"]
 
 
@@ -321,7 +250,7 @@ def test_unreadable_subfolder_is_reported_and_the_rest_is_walked(
 
     monkeypatch.setattr(os, "scandir", scandir)
     docs, skipped = load(tmp_path / "kb")
-    assert [d.document_id for d in docs] == ["kb/b.txt"]
+    assert [d.document_id for d in docs] == [real(tmp_path / "kb" / "b.txt")]
     assert skipped == [SkippedSource((tmp_path / "kb" / "locked").as_posix(), "permission denied")]
 
 

@@ -136,6 +136,24 @@ def test_splitting_is_deterministic() -> None:
     assert split_document(doc(text, "T", a=1), SMALL) == split_document(doc(text, "T", a=1), SMALL)
 
 
+def test_largest_chunk_size_is_accepted() -> None:
+    assert ChunkingConfig(chunk_size=100_000).chunk_size == 100_000
+
+
+def test_runaway_title_is_cut_in_chunk_content_but_kept_whole_in_metadata() -> None:
+    title = " ".join(f"word{i}" for i in range(200_000))
+    chunks = split_document(doc("Body text of the record.", title), ChunkingConfig())
+    [chunk] = chunks
+    prefix, body = chunk.content.split("\n")
+    assert body == "Body text of the record."
+    assert len(prefix) <= 300
+    assert prefix.endswith(" word43…")  # cut at a word, marked as cut
+    assert title.startswith(prefix[:-1])
+    assert chunk.metadata["title"] == title
+    [whole] = split_document(doc("Body.", "t" * 300), ChunkingConfig())  # 300 characters still head it whole
+    assert whole.content == "t" * 300 + "\nBody."
+
+
 @pytest.mark.parametrize(
     ("size", "overlap", "message"),
     [
@@ -149,6 +167,7 @@ def test_splitting_is_deterministic() -> None:
         ),
         (100, -1, "chunk_overlap must be"),
         (100, 2.5, "chunk_overlap must be"),
+        (100_001, 150, r"chunk_size must be at most 100,000 characters .*, got 100,001"),
     ],
 )
 def test_invalid_chunking_config_is_rejected(size: int, overlap: int, message: str) -> None:
@@ -174,6 +193,7 @@ def test_document_hash_is_stable_for_equal_input() -> None:
         (doc("text", "T", a=1), ChunkingConfig(121, 30)),
         (doc("text", "T", a=1), ChunkingConfig(120, 31)),
         (SourceDocument("kb/doc.md", "text", "T", "moved/doc.md", {"a": 1}), SMALL),
+        (SourceDocument("kb/doc.md", "text", "T", "kb/doc.md", {"a": 1}, page_starts=(0,)), SMALL),
     ],
 )
 def test_document_hash_changes_with_anything_that_shapes_the_chunks(
