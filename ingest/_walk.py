@@ -53,8 +53,9 @@ def iter_documents(paths: Iterable[str | Path], on_skip: OnSkip) -> Iterator[Sou
     not exist. A file's id and `source` are `file_document_id(file)`, whether it
     was named directly or found in a folder; JSONL lines keep their own ids, with
     the corpus file's real path as `source`. Skipped files are reported by the
-    path as given. An id already seen in this call is reported and skipped,
-    never silently overwritten (the same file named twice is read once).
+    path as given. The same file named twice (or found under two roots) is read
+    once; a JSONL id already seen in this call is reported and skipped, never
+    silently overwritten.
     """
     # a lone path is a common slip: iterating "docs" would yield "d", "o", ...
     given = [paths] if isinstance(paths, str | Path) else list(paths)
@@ -123,8 +124,7 @@ def _load(path: Path, document_id: str, seen: set[str], on_skip: OnSkip) -> Iter
     except OSError as error:
         on_skip(SkippedSource(where, f"cannot read file ({error.strerror or error})"))
         return
-    if document_id in seen:
-        on_skip(SkippedSource(where, f"duplicate id {document_id}"))
+    if document_id in seen:  # the same file named twice (or by two paths): read once, nothing skipped
         return
     seen.add(document_id)
     yield SourceDocument(document_id, text, title, document_id, {}, page_starts=paged[0] if paged else None)

@@ -185,6 +185,8 @@ async def test_collections_lists_names_counts_and_model(client, filled):
             "dimensions": 32,
             "text_config": "english",
             "complete": True,
+            "language": "english",
+            "accent_insensitive": False,
         }
     ]
 

@@ -172,3 +172,25 @@ async def test_the_openapi_document_describes_the_lifecycle_endpoints(client):
     assert {"200", "401", "404", "422", "503"} <= set(listing["responses"])
     body = paths["/v1/collections/{name}/delete"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"]["examples"]
+
+
+async def test_a_new_collection_takes_the_language_of_the_request(client, collection_name):
+    body = {"documents": [{"id": "v", "text": "Die Kündigungsfristen stehen im Vertrag."}], "language": "german"}
+    assert (
+        await client.post(f"/v1/collections/{collection_name}/documents", json=body, headers=AUTH)
+    ).status_code == 200
+    found = await client.post(
+        f"/v1/collections/{collection_name}/search", json={"query": "Kündigungsfrist", "mode": "text"}, headers=AUTH
+    )
+    listed = (await client.get("/v1/collections", headers=AUTH)).json()["collections"]
+    assert [hit["document_id"] for hit in found.json()["results"]] == ["v"]
+    assert [c["language"] for c in listed if c["name"] == collection_name] == ["german"]
+
+
+@pytest.mark.parametrize(
+    "options", [{"language": "klingon"}, {"accent_insensitive": True}], ids=["unknown language", "no unaccent"]
+)
+async def test_a_language_the_server_cannot_give_is_a_422_problem(client, collection_name, options):
+    body = {"documents": [{"id": "a", "text": "café"}], **options}
+    response = await client.post(f"/v1/collections/{collection_name}/documents", json=body, headers=AUTH)
+    assert response.status_code == 422 and response.headers["content-type"].startswith("application/problem+json")

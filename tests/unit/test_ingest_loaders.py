@@ -179,11 +179,11 @@ def test_missing_path_raises_before_anything_is_read(tmp_path: Path) -> None:
         iter_documents([tmp_path / "exists.txt", missing], lambda _: None)
 
 
-def test_same_file_named_twice_is_reported_as_duplicate(tmp_path: Path) -> None:
+def test_same_file_named_twice_is_read_once_and_nothing_is_skipped(tmp_path: Path) -> None:
     path = write(tmp_path / "docs" / "a.txt", "x")
-    docs, skipped = load(path, path)
+    docs, skipped = load(path, tmp_path / "docs")
     assert len(docs) == 1
-    assert skipped == [SkippedSource(path.as_posix(), f"duplicate id {docs[0].document_id}")]
+    assert skipped == []
 
 
 # --- skip reasons ------------------------------------------------------------
