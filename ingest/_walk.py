@@ -112,6 +112,8 @@ def _load(path: Path, document_id: str, seen: set[str], on_skip: OnSkip) -> Iter
         # read through the real path, so that its records' `source` is as stable as a file's id
         yield from iter_jsonl(Path(document_id), seen, on_skip)
         return
+    if document_id in seen:  # the same file named twice (or by two paths): read once, nothing skipped
+        return
     try:
         # a paged source (PDF) also gives where each page starts
         title, text, *paged = _LOADERS[kind](path)
@@ -123,8 +125,6 @@ def _load(path: Path, document_id: str, seen: set[str], on_skip: OnSkip) -> Iter
         return
     except OSError as error:
         on_skip(SkippedSource(where, f"cannot read file ({error.strerror or error})"))
-        return
-    if document_id in seen:  # the same file named twice (or by two paths): read once, nothing skipped
         return
     seen.add(document_id)
     yield SourceDocument(document_id, text, title, document_id, {}, page_starts=paged[0] if paged else None)

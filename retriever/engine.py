@@ -13,7 +13,7 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -38,8 +38,6 @@ from retriever.store.pipeline import IngestReport, ingest_documents
 from retriever.store.tables import Collection
 
 __all__ = ["Engine", "map_errors"]  # map_errors: the boundary every operation runs inside
-
-T = TypeVar("T")
 
 
 class Engine(DocumentLifecycle):

@@ -7,19 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
-
-from hybrid_rag.cli import main
-from retriever.settings import get_settings
-
-
-def run(*args: str) -> Result:
-    """The CLI in-process against the test database, with the packaged model."""
-    get_settings.cache_clear()
-    try:
-        return CliRunner(env={"EMBEDDINGS": "local"}).invoke(main, list(args))
-    finally:
-        get_settings.cache_clear()
+from click.testing import Result
+from test_cli import run  # the CLI in-process against the test database, with the packaged model
 
 
 def real(path: Path) -> str:
