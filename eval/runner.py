@@ -65,7 +65,7 @@ class EvalParams:
     weights: tuple[float, float] = SearchParams().weights
     chunking: ChunkingConfig = DEFAULT_CHUNKING
     fusion: str = SearchParams().fusion
-    """How hybrid combines its legs: "rrf" or "linear" (`retriever.fusion`)."""
+    """How hybrid combines its legs: "rrf", "linear" or "linear_max" (`retriever.fusion`)."""
 
     def search_params(self, mode: str) -> SearchParams:
         """One document per result (collapse); a single leg runs at least k deep so it can fill k."""

@@ -3,8 +3,9 @@
 `retriever.fusion.rrf_fuse` and `linear_fuse` are the pure functions the hybrid statement
 implements (integration tests check they agree), so fusing the legs' chunk rankings here
 and collapsing to documents gives exactly the ranking the database would, at no cost per
-setting. Each leg is read with linear fusion alone, so its hits carry the leg's min-max
-normalised scores, which `linear_fuse` normalises again without change.
+setting. Each leg is read alone with the "linear_max" fusion, so the vector leg's hits carry
+its min-max normalised scores and the text leg's its scores over its best: normalising
+those again, min-max or over the best, gives what each linear method gives the raw scores.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from eval.runner import (
 )
 from ingest import ChunkingConfig
 from retriever import Engine, SearchParams, Settings
-from retriever.fusion import linear_fuse, rrf_fuse
+from retriever.fusion import NORMALISERS, linear_fuse, rrf_fuse
 from retriever.results import FUSIONS
 
 __all__ = ["SweepGrid", "fuse_run", "run_legs", "run_sweep", "sweep_table", "write_sweep"]
@@ -82,7 +83,8 @@ class Legs:
     rankings: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     """Query id -> {leg: chunk ids, best first}."""
     scores: dict[str, dict[str, list[float]]] = field(default_factory=dict)
-    """Query id -> {leg: the chunks' min-max normalised leg scores, in `rankings` order}."""
+    """Query id -> {leg: the chunks' leg scores, in `rankings` order: min-max normalised (vector), over the best
+    (text)}."""
     document_of: dict[str, str] = field(default_factory=dict)
     failed: dict[str, dict[str, str]] = field(default_factory=dict)
     """Leg -> {query id: why its search was refused}; such a query's ranking in that leg is empty."""
@@ -105,8 +107,14 @@ def run_legs(
     engine = Engine(settings)
     with engine.reader() as conn:
         for leg in LEGS:
-            # linear fusion of one leg at weight 1: each hit's score is the leg's normalised score
-            params = SearchParams(k=candidates, mode=leg, candidates=candidates, fusion="linear", weights=(1.0, 1.0))  # type: ignore[arg-type]
+            # one leg at weight 1 through linear_max: a hit's score is `norm` (vector) or `scaled` (text)
+            params = SearchParams(
+                k=candidates,
+                mode=leg,  # type: ignore[arg-type]
+                candidates=candidates,
+                fusion="linear_max",
+                weights=(1.0, 1.0),
+            )
             params.validate(settings)  # a bad parameter is the run's fault, not each query's
             rank_of = "vector_rank" if leg == "vector" else "text_rank"
             failed = legs.failed.setdefault(leg, {})
@@ -125,9 +133,9 @@ def fuse_run(legs: Legs, *, rrf_k: int | None, weights: tuple[float, float], k: 
     run: Run = {}
     by_leg = dict(zip(LEGS, weights, strict=True))
     for qid, rankings in legs.rankings.items():
-        if fusion == "linear":
+        if fusion in NORMALISERS:
             scored = {leg: list(zip(ids, legs.scores[qid][leg], strict=True)) for leg, ids in rankings.items()}
-            fused = linear_fuse(scored, weights=by_leg)
+            fused = linear_fuse(scored, weights=by_leg, normalisers=NORMALISERS[fusion])
         else:
             fused = rrf_fuse(rankings, weights=by_leg, rrf_k=60 if rrf_k is None else rrf_k)
         hits = ((legs.document_of[chunk], score) for chunk, score, _ in fused)

@@ -61,6 +61,24 @@ def _drop() -> click.Command:
     return drop_command
 
 
+def _backup() -> click.Command:
+    from retriever.cli.backup import backup_command
+
+    return backup_command
+
+
+def _restore() -> click.Command:
+    from retriever.cli.backup import restore_command
+
+    return restore_command
+
+
+def _topics() -> click.Command:
+    from retriever.cli.topics import topics_command
+
+    return topics_command
+
+
 def _serve() -> click.Command:
     from retriever.cli.serve import serve_command
 
@@ -88,6 +106,9 @@ COMMANDS: dict[str, Callable[[], click.Command]] = {
     "delete": _delete,
     "drop": _drop,
     "maintain": _maintain,
+    "backup": _backup,
+    "restore": _restore,
+    "topics": _topics,
     "serve": _serve,
     "eval": _eval,
     "bench": _bench,

@@ -1,7 +1,8 @@
-"""hybrid-rag's retriever: hybrid (HNSW + BM25, RRF) search on PostgreSQL in one statement.
+"""hybrid-rag's retriever: hybrid (HNSW + BM25, fused) search on PostgreSQL in one statement.
 
 The public surface: `Engine` (every operation: ingest, search, list, get and delete
-documents, drop, maintain), `HybridRetriever` (LangChain), `Settings`, `EmbeddingModel`,
+documents, drop, maintain, backup and restore, topics), `HybridRetriever` and
+`HybridVectorStore` (LangChain), `Settings`, `EmbeddingModel`,
 `SearchParams`, `SearchResult`, `Hit`, `IngestReport`, the stored documents' `DocumentPage`,
 `DocumentInfo`, `StoredDocument` and `StoredChunk`, `rrf_fuse`, `validate_name`, and the
 error hierarchy. Everything else is internal.
@@ -48,6 +49,7 @@ __all__ = [
     "Hit",
     "HybridRagError",
     "HybridRetriever",
+    "HybridVectorStore",
     "IngestReport",
     "InputError",
     "InvalidFilter",
@@ -66,9 +68,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # LangChain's retriever machinery costs a second or more to import; the CLI never needs it.
+    # LangChain's retriever and vector store machinery costs a second or more to import; the CLI never needs it.
     if name == "HybridRetriever":
         from retriever.langchain import HybridRetriever
 
         return HybridRetriever
+    if name == "HybridVectorStore":
+        from retriever.vectorstore import HybridVectorStore
+
+        return HybridVectorStore
     raise AttributeError(f"module 'retriever' has no attribute {name!r}")

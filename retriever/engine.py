@@ -22,11 +22,13 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from ingest import ChunkingConfig, SkippedSource, SourceDocument, count_documents, iter_documents, iter_records
+from retriever.backups import CollectionBackups
 from retriever.boundary import map_errors
 from retriever.connections import ApiPools, borrow, ensure_migrated, open_primary
 from retriever.embeddings import EmbeddingModel, get_embedding_model
 from retriever.errors import CollectionNotFound
 from retriever.lifecycle import DocumentLifecycle
+from retriever.query_embedder import QueryEmbedder
 from retriever.results import SearchParams, SearchResult
 from retriever.search import Steps, run_steps, run_steps_async, search_steps, validate_query
 from retriever.settings import Settings, get_settings
@@ -36,11 +38,12 @@ from retriever.store.database import configure_async, connect, read_dsns
 from retriever.store.maintenance import CollectionStats, maintain_collection
 from retriever.store.pipeline import IngestReport, ingest_documents
 from retriever.store.tables import Collection
+from retriever.topics import CollectionTopics
 
 __all__ = ["Engine", "map_errors"]  # map_errors: the boundary every operation runs inside
 
 
-class Engine(DocumentLifecycle):
+class Engine(DocumentLifecycle, CollectionBackups, CollectionTopics):
     """Everything a search or an ingest needs, owned once: settings, model, connections.
 
     Without pools every operation opens its own connection (the CLI, scripts). `pool` /
@@ -62,6 +65,7 @@ class Engine(DocumentLifecycle):
         self._async_pool = async_pool
         self._pools: ApiPools | None = None  # while serving
         self._turn = itertools.count()
+        self.query_embedder = QueryEmbedder.from_settings(self.settings)  # cached; batched when async
 
     @property
     def model(self) -> EmbeddingModel:
@@ -159,7 +163,7 @@ class Engine(DocumentLifecycle):
             text, model = self._prepare(query, params, like, embedding)
             start = time.perf_counter()
             if model is not None:
-                embedding = model.embed_query(text)
+                embedding = self.query_embedder.embed(model, text)
             with contextlib.nullcontext(conn) if conn is not None else self.reader() as held:
                 searched = run_steps(held, self._steps(collection, text, params, like, embedding, model))
         return SearchResult(searched.hits, (time.perf_counter() - start) * 1000, {"db_ms": searched.db_ms})
@@ -173,10 +177,10 @@ class Engine(DocumentLifecycle):
         like: str | None = None,
         embedding: np.ndarray | None = None,
     ) -> SearchResult:
-        """Async `search`: the query is embedded in a worker thread BEFORE a connection is taken.
+        """Async `search`: the query is embedded, with concurrent ones, BEFORE a connection is taken.
 
-        Embedding is the slow, CPU-bound part: done while holding a pooled connection, a
-        burst of searches would keep every connection waiting for the CPU.
+        Embedding is the slow, CPU-bound part: done while holding a pooled connection, a burst of
+        searches would keep every connection waiting for the CPU.
         """
         params = params or SearchParams()
         with map_errors():
@@ -184,7 +188,7 @@ class Engine(DocumentLifecycle):
             start = time.perf_counter()
             if model is not None:
                 slots = self._pools.embed_slots if self._pools else None
-                embedding = await anyio.to_thread.run_sync(model.embed_query, text, limiter=slots)
+                embedding = await self.query_embedder.aembed(model, text, slots)
             async with self.areader() as held:
                 searched = await run_steps_async(held, self._steps(collection, text, params, like, embedding, model))
         return SearchResult(searched.hits, (time.perf_counter() - start) * 1000, {"db_ms": searched.db_ms})

@@ -4,10 +4,14 @@
     {"lang": {"$ne": "de"}}                 not equal (also true when the key is absent)
     {"topic": {"$in": ["a", "b"]}}          one of ($nin: none of)
     {"year": {"$gte": 2020, "$lt": 2024}}   ranges on numbers or strings ($gt $gte $lt $lte)
+    {"year": {"$between": [2020, 2023]}}    a range, both ends included
+    {"title": {"$like": "Espresso%"}}       SQL LIKE pattern (% any run, _ one character; $ilike: any case)
     {"author": {"$exists": true}}           key present (false: absent)
     {"tags": {"$contains": "brew"}}         the array holds this element
     {"tags": {"$contains": ["a", "b"]}}     the array holds all of these, in any order
     {"$and": [f, ...]}, {"$or": [f, ...]}   combinations; several keys in one object mean AND
+    {"$not": f}, {"$not": [f, ...]}         the documents f does not match (a list: none of them)
+    {"document_id": {"$in": ["a", "b"]}}    the chunk's document id (a string), not a metadata key
 
 `$eq` is exact JSON equality for every type, and `$ne` its exact complement: for any value v,
 `{"k": {"$eq": v}}` and `{"k": {"$ne": v}}` split a collection in two, with the documents
@@ -16,7 +20,12 @@ that lack `k` on the `$ne` side. So `{"tags": ["brew"]}` matches `["brew"]` only
 order); objects compare key by key; numbers by value (1 equals 1.0); a string never equals
 a number, nor a scalar an array that holds it. `{"k": null}` matches a stored JSON null,
 not a missing key (for that: `{"k": {"$exists": false}}`); `{"k": {"$ne": null}}` matches
-every other document, missing key included.
+every other document, missing key included. `$nin` and `$not` are complements in the same
+way: `{"$not": f}` matches exactly the documents `f` does not, missing keys included. Ranges
+and `$between` compare numbers with numbers and strings with strings (in the database's
+collation, case-sensitive), never a value of another type. `$like`/`$ilike` match the value's
+text as `metadata ->> key` gives it: a string's characters, a number's digits (`"20%"`
+matches 2023), `true`/`false`, an array's or object's JSON text; a null or a missing key never.
 
 `$contains` is PostgreSQL's jsonb containment (`@>`) of the stored value: with a scalar or a
 list, the stored value is an array holding each given element (duplicates and order do not
@@ -24,10 +33,24 @@ matter); with an object, the stored value is an object holding those keys with (
 contained values, e.g. {"meta": {"$contains": {"kind": "faq"}}}. It never matches a stored
 scalar: a scalar is tested with `$eq`.
 
+`document_id` is the chunk table's column, a string every chunk has: it takes `$eq $ne $in
+$nin $gt $gte $lt $lte $between $like $ilike` with strings (a number is refused, not silently
+unmatched) and `$exists`; a metadata key named `document_id` cannot be filtered on.
+
 Equality and `$contains` compile to `metadata @> {k: v}`, which the collection's GIN
 (jsonb_path_ops) index serves; for scalars that alone is exact equality (under a key,
 containment does not let an array contain a scalar), and for an array or object `$eq` adds
-`metadata -> k = v`, with containment as the index's prefilter.
+`metadata -> k = v`, with containment as the index's prefilter. `document_id` conditions
+read the column, which its b-tree index serves.
+
+Beside langchain-postgres' `PGVectorStore` (v2), whose SQL casts `metadata ->> key` to the
+operand's Python type: the operators, their nesting and `$like`/`$ilike` are its own, and
+values of one type select alike. On purpose, values are never cast here (there the string "1"
+equals the number 1, and a stored value that does not cast fails the query); `$ne`, `$nin`
+and `$not` match documents without the key (its NULLs drop them); `$exists` is the key's
+presence, a null value included (as in its older `PGVector`); `$eq`/`$in` take arrays, objects,
+booleans and null; a key may carry several operators; keys are literal ("a.b" is no path).
+tests/integration/test_filter_parity.py pins each difference.
 
 Keys and values always travel as query parameters, never as SQL text.
 
@@ -35,12 +58,13 @@ A filter is checked against these limits before anything is compiled, so that it
 up front (`LimitExceeded`, HTTP 422) instead of meeting PostgreSQL's own limits (65,535 bind
 parameters, statement size) as a database error:
 
-- values: one per condition (`{"k": v}`, `$ne`, `$gt`…, `$exists`) and one per element of
-  an `$in`/`$nin`/`$contains` list, at most `max_values` (the MAX_FILTER_VALUES setting,
-  default 1000) and never over HARD_MAX_VALUES (10,000): a value binds at most two parameters;
+- values: one per condition (`{"k": v}`, `$ne`, `$gt`, `$like`…, `$exists`) and one per
+  element of an `$in`/`$nin`/`$contains`/`$between` list, at most `max_values` (the
+  MAX_FILTER_VALUES setting, default 1000) and never over HARD_MAX_VALUES (10,000): a value
+  binds at most two parameters;
 - one key: at most MAX_KEY_CHARS (256) characters;
 - all its keys and strings together: at most MAX_FILTER_CHARS (1,000,000) characters;
-- `$and`/`$or` nesting: at most MAX_DEPTH (32) levels.
+- `$and`/`$or`/`$not` nesting: at most MAX_DEPTH (32) levels.
 """
 
 from __future__ import annotations
@@ -55,6 +79,8 @@ from ingest import text_problem
 from retriever.errors import InvalidFilter, LimitExceeded
 
 __all__ = [
+    "COMBINATORS",
+    "DOCUMENT_ID",
     "HARD_MAX_VALUES",
     "MAX_DEPTH",
     "MAX_FILTER_CHARS",
@@ -64,19 +90,30 @@ __all__ = [
     "compile_filter",
 ]
 
-OPERATORS = ("$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$exists", "$contains")
+OPERATORS = (
+    "$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$between", "$like", "$ilike", "$exists", "$contains",
+)  # fmt: skip
+COMBINATORS = ("$and", "$or", "$not")
+DOCUMENT_ID = "document_id"  # a column of the chunk table, filtered like a key every chunk holds as a string
 _RANGE = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+_TEXT = {"$eq": "=", "$ne": "<>", **_RANGE, "$like": "LIKE", "$ilike": "ILIKE"}  # on document_id
 _SCALAR = (str, int, float, bool, type(None))
-_LISTED = ("$in", "$nin", "$contains")  # each element of their list counts as a value
-MAX_DEPTH = 32  # $and/$or nesting; far deeper would exhaust Python's recursion while composing SQL
+_LISTED = ("$in", "$nin", "$contains", "$between")  # each element of their list counts as a value
+MAX_DEPTH = 32  # combinator nesting; far deeper would exhaust Python's recursion while composing SQL
 HARD_MAX_VALUES = 10_000  # ≤ 20,000 bind parameters, far below PostgreSQL's 65,535, whatever the settings say
 MAX_KEY_CHARS = 256
 MAX_FILTER_CHARS = 1_000_000
 
 
+def _explicit(value: Any) -> bool:
+    """Whether a key's value is a set of operators ({"$gt": 1}) rather than a value to equal."""
+    return isinstance(value, Mapping) and any(str(op).startswith("$") for op in value)
+
+
 class _Compiler:
-    def __init__(self, column: sql.Composable) -> None:
-        self.column = column
+    def __init__(self, table: sql.Composable) -> None:
+        self.column = sql.SQL("{}.metadata").format(table)
+        self.document_id = sql.SQL("{}.document_id").format(table)
         self.params: dict[str, Any] = {}
 
     def param(self, value: Any) -> sql.Composable:
@@ -96,13 +133,29 @@ class _Compiler:
                     raise InvalidFilter(f"{key} takes a non-empty list of filters")
                 joiner = sql.SQL(" AND " if key == "$and" else " OR ")
                 parts.append(sql.SQL("({})").format(joiner.join(self.node(item, depth + 1) for item in value)))
+            elif key == "$not":
+                if not isinstance(value, Mapping | list) or not value:
+                    raise InvalidFilter("$not takes a filter, or a non-empty list of filters none of which may match")
+                either = sql.SQL(" OR ").join(self.node(item, depth + 1) for item in _as_list(value))
+                # two-valued: where the filter is unknown (a missing key) it did not match, so $not does
+                parts.append(sql.SQL("(NOT coalesce(({}), false))").format(either))
             elif not isinstance(key, str) or not key or key.startswith("$"):
-                raise InvalidFilter(f"unknown filter operator {key!r}; operators: $and, $or, {', '.join(OPERATORS)}")
-            elif isinstance(value, Mapping) and any(str(op).startswith("$") for op in value):
-                parts.extend(self.operator(key, op, operand) for op, operand in value.items())
+                raise InvalidFilter(
+                    f"unknown filter operator {key!r}; combine filters with {', '.join(COMBINATORS)} "
+                    f"and compare keys with {', '.join(OPERATORS)}"
+                )
+            elif _explicit(value):
+                parts.extend(self.condition(key, op, operand) for op, operand in value.items())
             else:
-                parts.append(self.operator(key, "$eq", value))
+                parts.append(self.condition(key, "$eq", value))
         return sql.SQL("({})").format(sql.SQL(" AND ").join(parts))
+
+    def condition(self, key: str, op: str, operand: Any) -> sql.Composable:
+        if op not in OPERATORS:
+            raise InvalidFilter(f"unknown filter operator {op!r} on {key!r}; operators: {', '.join(OPERATORS)}")
+        if key == DOCUMENT_ID:
+            return self.document_condition(op, operand)
+        return self.operator(key, op, operand)
 
     def field(self, key: str) -> sql.Composable:
         return sql.SQL("({} -> {})").format(self.column, self.param(key))
@@ -135,19 +188,65 @@ class _Compiler:
                 self.field(key), self.param(Jsonb(operand))
             )
             return test if op == "$in" else sql.SQL("NOT coalesce({}, false)").format(test)
-        if op in _RANGE:
-            if isinstance(operand, bool) or not isinstance(operand, (int, float, str)):
-                raise InvalidFilter(f"{op} on {key!r} takes a number or a string")
-            kind = "string" if isinstance(operand, str) else "number"
-            return sql.SQL("(jsonb_typeof({field}) = {kind} AND {field} {cmp} {value})").format(
-                field=self.field(key), kind=sql.Literal(kind), cmp=sql.SQL(_RANGE[op]), value=self.param(Jsonb(operand))
+        if op in ("$like", "$ilike"):
+            text = sql.SQL("({} ->> {})").format(self.column, self.param(key))
+            return sql.SQL("({} {} {})").format(text, sql.SQL(_TEXT[op]), self.param(_pattern(key, op, operand)))
+        if op in _RANGE or op == "$between":
+            checked = _bounds(key, op, operand)
+            field = self.field(key)
+            bounds = [self.param(Jsonb(bound)) for bound in checked]
+            test = sql.SQL("BETWEEN {} AND {}" if op == "$between" else _RANGE[op] + " {}").format(*bounds)
+            return sql.SQL("(jsonb_typeof({field}) = {kind} AND {field} {test})").format(
+                field=field, kind=sql.Literal("string" if isinstance(checked[0], str) else "number"), test=test
             )
+        if not isinstance(operand, bool):  # $exists
+            raise InvalidFilter(f"$exists on {key!r} takes true or false")
+        test = sql.SQL("{} ? {}").format(self.column, self.param(key))
+        return test if operand else sql.SQL("NOT ({})").format(test)
+
+    def document_condition(self, op: str, operand: Any) -> sql.Composable:
+        """A condition on the document_id column, a string every chunk has (never null)."""
+        column = self.document_id
         if op == "$exists":
             if not isinstance(operand, bool):
-                raise InvalidFilter(f"$exists on {key!r} takes true or false")
-            test = sql.SQL("{} ? {}").format(self.column, self.param(key))
-            return test if operand else sql.SQL("NOT ({})").format(test)
-        raise InvalidFilter(f"unknown filter operator {op!r} on {key!r}; operators: {', '.join(OPERATORS)}")
+                raise InvalidFilter("$exists on 'document_id' takes true or false")
+            return sql.SQL("true" if operand else "false")
+        if op in ("$in", "$nin"):
+            if not isinstance(operand, list) or not all(isinstance(v, str) for v in operand):
+                raise InvalidFilter(f"document_id is a string: {op} on it takes a list of strings")
+            test = "{} = ANY({}::text[])" if op == "$in" else "{} <> ALL({}::text[])"
+            return sql.SQL(test).format(column, self.param(operand))
+        if op == "$between":
+            low, high = _bounds(DOCUMENT_ID, op, operand)
+            if not isinstance(low, str):
+                raise InvalidFilter("document_id is a string: $between on it takes two strings")
+            return sql.SQL("({} BETWEEN {} AND {})").format(column, self.param(low), self.param(high))
+        if op not in _TEXT:
+            raise InvalidFilter(f"{op} does not apply to document_id, a string; its operators: {', '.join(_TEXT)}")
+        if not isinstance(operand, str):
+            raise InvalidFilter(f"document_id is a string: {op} on it takes a string")
+        return sql.SQL("({} {} {})").format(column, sql.SQL(_TEXT[op]), self.param(operand))
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _pattern(key: str, op: str, operand: Any) -> str:
+    if not isinstance(operand, str):
+        raise InvalidFilter(f"{op} on {key!r} takes a pattern string (% any run of characters, _ any one)")
+    return operand
+
+
+def _bounds(key: str, op: str, operand: Any) -> list[Any]:
+    """A range's bounds, [value] or [low, high]: numbers (booleans are not) or strings, all of one kind."""
+    bounds = [operand] if op in _RANGE else operand
+    well_formed = isinstance(bounds, list) and len(bounds) == (1 if op in _RANGE else 2)
+    numbers = well_formed and all(isinstance(v, int | float) and not isinstance(v, bool) for v in bounds)
+    if not (numbers or (well_formed and all(isinstance(v, str) for v in bounds))):
+        takes = "a number or a string" if op in _RANGE else "[low, high]: two numbers or two strings"
+        raise InvalidFilter(f"{op} on {key!r} takes {takes}")
+    return bounds
 
 
 def check_filter(spec: Any, max_values: int | None = None) -> int:
@@ -162,7 +261,7 @@ def check_filter(spec: Any, max_values: int | None = None) -> int:
     if values > limit:
         raise LimitExceeded(
             f"the filter compares {values} values, over the limit of {limit} "
-            "(MAX_FILTER_VALUES: one per condition and per $in/$nin/$contains element)"
+            "(MAX_FILTER_VALUES: one per condition and per $in/$nin/$contains/$between element)"
         )
     if chars > MAX_FILTER_CHARS:
         raise LimitExceeded(
@@ -190,13 +289,13 @@ def _measure(spec: Any) -> tuple[int, int]:
                     chars += len(key)
                 if not is_filter:  # a value: only its characters count
                     stack.append((value, False))
-                elif key in ("$and", "$or"):
-                    stack.extend((element, True) for element in (value if isinstance(value, list) else ()))
+                elif key in COMBINATORS:
+                    filters = value if isinstance(value, list) else [value] if isinstance(value, Mapping) else []
+                    stack.extend((element, True) for element in filters)
                 elif isinstance(key, str) and len(key) > MAX_KEY_CHARS:
                     raise LimitExceeded(f"a filter key has {len(key)} characters, over the limit of {MAX_KEY_CHARS}")
                 else:
-                    explicit = isinstance(value, Mapping) and any(str(op).startswith("$") for op in value)
-                    for op, operand in (value if explicit else {"$eq": value}).items():
+                    for op, operand in (value if _explicit(value) else {"$eq": value}).items():
                         listed = op in _LISTED and isinstance(operand, list)
                         values += max(1, len(operand)) if listed else 1
                         stack.append((operand, False))
@@ -210,16 +309,18 @@ def _storable(text: str) -> None:
 
 
 def compile_filter(
-    spec: Mapping[str, Any] | None, column: sql.Composable, *, max_values: int | None = None
+    spec: Mapping[str, Any] | None, table: sql.Composable, *, max_values: int | None = None
 ) -> tuple[sql.Composable, dict[str, Any]]:
-    """Compile a filter into a boolean SQL expression over `column` (a jsonb) and its parameters.
+    """Compile a filter into a boolean SQL expression over a chunk table and its parameters.
 
-    No filter and an empty object both match everything, as in MongoDB and LangChain's stores.
-    Raises `LimitExceeded` over the limits (`check_filter`; `max_values`: the MAX_FILTER_VALUES
+    `table` names the chunk table or its alias in the statement (e.g. `sql.Identifier("c")`);
+    the expression reads its `metadata` (jsonb) and `document_id` (text) columns. No filter and
+    an empty object both match everything, as in MongoDB and LangChain's stores. Raises
+    `LimitExceeded` over the limits (`check_filter`; `max_values`: the MAX_FILTER_VALUES
     setting) and `InvalidFilter` for anything that does not compile.
     """
     if spec is None or (isinstance(spec, Mapping) and not spec):
         return sql.SQL("true"), {}
     check_filter(spec, max_values)
-    compiler = _Compiler(column)
+    compiler = _Compiler(table)
     return compiler.node(spec), compiler.params

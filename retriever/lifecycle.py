@@ -11,6 +11,7 @@ import psycopg
 from retriever.settings import Settings
 from retriever.store import documents as lifecycle
 from retriever.store.collections import get_collection
+from retriever.store.drop import drop_locked
 
 __all__ = ["DocumentLifecycle"]
 
@@ -53,4 +54,4 @@ class DocumentLifecycle:
     def drop_collection(self, collection: str) -> None:
         """Delete the collection with all its documents and tables; `CollectionNotFound` when absent."""
         with self.connection() as conn:
-            lifecycle.drop_locked(conn, collection)
+            drop_locked(conn, collection)

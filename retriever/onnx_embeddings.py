@@ -1,8 +1,9 @@
 """The packaged model on ONNX Runtime: the default local backend (`EMBEDDINGS=local`).
 
-Runs the graph exported by `retriever.onnx_export` (cached in `HYBRID_RAG_HOME/cache/onnx`) with
-the model's own `tokenizer.json` through `tokenizers`; at run time it imports neither torch nor
-sentence-transformers, so a process that embeds a query starts in about a second.
+Runs the graph exported by `retriever.onnx_export` (by `make install` into the environment, else on first
+use into `HYBRID_RAG_HOME/cache/onnx`) with the model's own `tokenizer.json` through `tokenizers`; at run
+time it imports neither torch nor sentence-transformers, so a process that embeds a query starts in about
+a second.
 
 Texts are tokenised as sentence-transformers tokenises them (cut at the model's `max_seq_length`,
 256 tokens, [CLS] and [SEP] included), sorted by length and run in batches padded to their
@@ -33,8 +34,9 @@ OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 class OnnxEmbeddings(LocalEmbeddings):
     """all-MiniLM-L6-v2 as an ONNX Runtime session on the CPU; `embed_array` is safe to call from many threads.
 
-    `cache_folder` holds the exported graph (exported there on first use). `threads` is onnxruntime's
-    intra-op thread count (0: one per physical core); `optimization` one of `OPTIMIZATION_LEVELS`.
+    `cache_folder` holds the exported graph when the install did not (exported there on first use).
+    `threads` is onnxruntime's intra-op thread count (0: one per physical core); `optimization` one of
+    `OPTIMIZATION_LEVELS`.
     Raises `ConfigurationError` when the `local` extra is missing or the export fails its check.
     """
 

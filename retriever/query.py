@@ -142,7 +142,8 @@ text_rescored AS (
 ),
 text_leg AS (
     SELECT key, row_number() OVER (ORDER BY score DESC, key) AS rank,
-           coalesce((score - min(score) OVER ()) / nullif(max(score) OVER () - min(score) OVER (), 0), 1) AS norm
+           coalesce((score - min(score) OVER ()) / nullif(max(score) OVER () - min(score) OVER (), 0), 1) AS norm,
+           CASE WHEN max(score) OVER () > 0 THEN score / max(score) OVER () ELSE 1 END AS scaled
     FROM (
         SELECT key, max(score) AS score  -- an exact score is never below the partial one
         FROM (
@@ -171,10 +172,13 @@ vector_leg AS (
 )"""
 
 _EMPTY_LEG = """
-{name} AS (SELECT NULL::bigint AS key, NULL::bigint AS rank, NULL::float8 AS norm WHERE false)"""
+{name} AS (
+    SELECT NULL::bigint AS key, NULL::bigint AS rank, NULL::float8 AS norm, NULL::float8 AS scaled WHERE false
+)"""
 
-# Each leg carries its chunks' ranks (from 1) and min-max normalised scores (`norm`);
-# `retriever.fusion.FUSION_SQL` combines one of the two, weighted.
+# Each leg carries its chunks' ranks (from 1) and min-max normalised scores (`norm`), the
+# text leg also its scores over its best (`scaled`); `retriever.fusion.FUSION_SQL` combines
+# ranks or normalised scores, weighted, as its fusion method says.
 _FUSE = """
 fused AS (
     SELECT coalesce(v.key, t.key) AS key,
@@ -209,7 +213,7 @@ def build_search(
     `terms` (lexemes) replace the query's own for the text leg, and `exclude_document`
     leaves one document out: together they make "more like this document" searches.
     """
-    filter_sql, filter_params = compile_filter(params.filter, sql.SQL("c.metadata"))
+    filter_sql, filter_params = compile_filter(params.filter, sql.Identifier("c"))
     chunks = collection.table()
     # row counts are literals, not parameters: a cached generic plan then still sees a LIMIT
     # of 100 and keeps the HNSW and key index scans

@@ -14,11 +14,11 @@ __all__ = ["DEFAULTS", "FUSIONS", "MODES", "Fusion", "Hit", "Mode", "SearchParam
 
 Mode = Literal["hybrid", "vector", "text"]
 MODES: tuple[Mode, ...] = ("hybrid", "vector", "text")
-Fusion = Literal["rrf", "linear"]
-FUSIONS: tuple[Fusion, ...] = ("rrf", "linear")  # `retriever.fusion` defines both
+Fusion = Literal["rrf", "linear", "linear_max"]
+FUSIONS: tuple[Fusion, ...] = ("rrf", "linear", "linear_max")  # `retriever.fusion` defines each
 # Chosen across collections by `hybrid-rag eval --sweep` and `python -m eval.choose` (README
 # "Quality"): SciFact train, and the test splits of Cranfield, MEDLINE and LISA (no train splits).
-DEFAULTS: dict[str, Any] = {"candidates": 100, "fusion": "linear", "rrf_k": 40, "weights": (1.0, 1.0)}
+DEFAULTS: dict[str, Any] = {"candidates": 100, "fusion": "linear_max", "rrf_k": 40, "weights": (1.0, 1.5)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +29,8 @@ class SearchParams:
     mode: Mode = "hybrid"
     filter: Mapping[str, Any] | None = None
     candidates: int = DEFAULTS["candidates"]  # per-leg depth
-    fusion: Fusion = DEFAULTS["fusion"]  # how the legs combine: reciprocal ranks, or min-max normalised scores
+    # how the legs combine: reciprocal ranks, min-max normalised scores, or the text leg's over its best
+    fusion: Fusion = DEFAULTS["fusion"]
     rrf_k: int = DEFAULTS["rrf_k"]  # rrf only
     weights: tuple[float, float] = DEFAULTS["weights"]  # (vector, text), for either fusion
     collapse: bool = False  # best chunk per document only

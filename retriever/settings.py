@@ -11,7 +11,9 @@ from typing import Any
 
 from retriever.errors import ConfigurationError
 
-__all__ = ["Settings", "default_home", "get_settings"]
+__all__ = ["MAX_BATCH_WINDOW_MS", "Settings", "default_home", "get_settings"]
+
+MAX_BATCH_WINDOW_MS = 50  # a longer wait for companions costs more latency than any batch saves
 
 
 def default_home() -> Path:
@@ -47,8 +49,8 @@ class Settings:
     home: Path = _env("HYBRID_RAG_HOME", "data folder of the embedded Postgres and caches", None)
     embeddings: str = _env(
         "EMBEDDINGS",
-        "`local` (packaged all-MiniLM-L6-v2 on sentence-transformers), `local:onnx` (the same model "
-        "on ONNX Runtime, no torch at run time; same vectors and stored name), `local:torch`, or `openai:<model>`",
+        "`local` (packaged all-MiniLM-L6-v2 on ONNX Runtime, no torch at run time), `local:onnx` (the same), "
+        "`local:torch` (the same model on sentence-transformers; same vectors and stored name), or `openai:<model>`",
         "local",
     )
     openai_api_key: str | None = _env("OPENAI_API_KEY", "API key for `openai:*` embeddings", secret=True)
@@ -70,11 +72,38 @@ class Settings:
     max_query_chars: int = _env("MAX_QUERY_CHARS", "longest query text accepted", 2000)
     max_filter_values: int = _env(
         "MAX_FILTER_VALUES",
-        "most values a filter may compare: one per condition and per $in/$nin/$contains element (10000 at most)",
+        "most values a filter may compare: one per condition and per $in/$nin/$contains/$between element "
+        "(10000 at most)",
+        1000,
+    )
+    query_batch_window_ms: float = _env(
+        "QUERY_BATCH_WINDOW_MS",
+        "how long an API search that would start a second concurrent embedding pass first waits for other "
+        "queries to embed with it, in ms (0 to 50); a search with nothing else in flight never waits",
+        0.0,
+    )
+    query_batch_max: int = _env(
+        "QUERY_BATCH_MAX",
+        "most API search queries embedded together in one forward pass of the local model; 1 embeds each alone",
+        32,
+    )
+    query_cache_size: int = _env(
+        "QUERY_CACHE_SIZE",
+        "query embeddings kept in memory by model and text, the least recently used dropped first; 0 keeps none",
         1000,
     )
     max_documents_per_request: int = _env("MAX_DOCUMENTS_PER_REQUEST", "documents per ingest request", 256)
     max_request_bytes: int = _env("MAX_REQUEST_BYTES", "largest HTTP request body", 4_000_000)
+
+    def __post_init__(self) -> None:
+        for var, value, low, high in (
+            ("QUERY_BATCH_WINDOW_MS", self.query_batch_window_ms, 0, MAX_BATCH_WINDOW_MS),
+            ("QUERY_BATCH_MAX", self.query_batch_max, 1, None),
+            ("QUERY_CACHE_SIZE", self.query_cache_size, 0, None),
+        ):
+            if value < low or (high is not None and value > high):
+                bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+                raise ConfigurationError(f"{var}={value!r} must be {bounds}")
 
     @property
     def data_home(self) -> Path:

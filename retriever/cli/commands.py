@@ -140,7 +140,8 @@ def _table(result: SearchResult) -> str:
     "--fusion",
     default=DEFAULTS["fusion"],
     show_default=True,
-    help="How hybrid combines its legs: linear (min-max normalised scores, weighted sum) or rrf (reciprocal ranks).",
+    help="How hybrid combines its legs: linear_max (vector min-max, text over its best; weighted sum), "
+    "linear (min-max normalised scores) or rrf (reciprocal ranks).",
 )
 @click.option("--rrf-k", default=DEFAULTS["rrf_k"], show_default=True, help="RRF constant (--fusion rrf only).")
 @click.option(
@@ -168,7 +169,7 @@ def search_command(
     as_json: bool,
     database_url: str | None,
 ) -> None:
-    """Search a collection with one SQL statement (vector + BM25, fused by min-max linear combination or RRF).
+    """Search a collection with one SQL statement (vector + BM25, fused by a linear combination or RRF).
 
     \b
     Example:

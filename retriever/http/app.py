@@ -15,7 +15,7 @@ from retriever.embeddings import EmbeddingModel
 from retriever.http.auth import ApiKeys
 from retriever.http.docs import DOCS_PATH, docs_page, docs_router
 from retriever.http.problems import problem_response
-from retriever.http.routes import routers, strict_body
+from retriever.http.routes import routers
 from retriever.http.schemas import refine_openapi
 from retriever.serving import ServingEngine
 from retriever.settings import Settings, get_settings
@@ -66,7 +66,6 @@ def create_app(settings: Settings | None = None, *, model: EmbeddingModel | None
         route_handlers=routers(secured=keys.enabled),
         lifespan=[lifespan],
         exception_handlers={Exception: problem_response},
-        before_request=strict_body,  # bodies are checked strictly; Litestar's own decoding is lax
         openapi_config=_openapi(keys.enabled),
         request_max_body_size=settings.max_request_bytes,
         logging_config=None,

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 from urllib.parse import unquote_to_bytes
 
-import msgspec
 from litestar import Request, Router, delete, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import SerializationException, ValidationException
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import Body, Parameter
@@ -33,9 +30,10 @@ from retriever.http.schemas import (
     Status,
     check_storable,
 )
+from retriever.http.strict import strict_request
 from retriever.serving import ServingEngine
 
-__all__ = ["routers", "strict_body"]
+__all__ = ["routers"]
 
 CollectionName = Annotated[
     str,
@@ -216,7 +214,7 @@ def _exact_document_id(request: Request[Any, Any, State], name: str) -> str | No
     description="Collections with their sizes and embedding model (those the API key may use).",
     responses={
         200: _ok(CollectionList, examples.COLLECTIONS, "Collections by name"),
-        **problem_responses(400, 401, 503),
+        **problem_responses(400, 401, 422, 503),
     },
 )
 async def collections(request: Request[Any, Any, State], engine: EngineDep) -> CollectionList:
@@ -244,7 +242,7 @@ async def collections(request: Request[Any, Any, State], engine: EngineDep) -> C
     "/healthz",
     summary="Liveness",
     description="The process is alive (no database involved).",
-    responses={200: _ok(Status, examples.ALIVE, "Alive"), **problem_responses(400)},
+    responses={200: _ok(Status, examples.ALIVE, "Alive"), **problem_responses(400, 422)},
 )
 async def healthz() -> Status:
     return Status("ok")
@@ -254,45 +252,11 @@ async def healthz() -> Status:
     "/readyz",
     summary="Readiness",
     description="Every configured database answers; 503 when one does not.",
-    responses={200: _ok(Status, examples.READY, "Ready"), **problem_responses(400, 503)},
+    responses={200: _ok(Status, examples.READY, "Ready"), **problem_responses(400, 422, 503)},
 )
 async def readyz(engine: EngineDep) -> Status:
     await engine.ready()
     return Status("ready")
-
-
-_AT = re.compile(r"^(?P<message>.*?)(?: - at `\$\.?(?P<key>.*)`)?$", re.DOTALL)  # msgspec: "... - at `$.a[0].b`"
-_UNKNOWN = re.compile(r"^Object contains unknown field `(.*)`$", re.DOTALL)
-
-
-async def strict_body(request: Request[Any, Any, State]) -> None:
-    """Check a request body against its Struct strictly, before Litestar decodes it (a `before_request` hook).
-
-    Litestar converts bodies with msgspec in lax mode (`strict=False` in its signature model), which takes "5" for
-    5, "1" or 1 for true and "null" for null. Here a string, number or boolean of the wrong type is a 422 naming the
-    field, as the schema says; ints are floats (weights), as in JSON, but booleans are not ints, and an int field
-    takes no float (not even 5.0). A body that passes is then decoded by Litestar as before, with nothing left to
-    coerce. Path parameters are all strings; query parameters (the document listing's `limit`, `after`, `prefix`)
-    are typed by Litestar itself, which refuses a wrong type (`limit=ten`) or a value out of range with a 422.
-    """
-    field = request.route_handler.parsed_data_field
-    if field is None or not await request.body():  # no body expected or none sent: Litestar answers as before
-        return
-    try:
-        body = await request.json()
-    except SerializationException:  # malformed JSON: Litestar's own 400, as before
-        return
-    try:
-        msgspec.convert(body, field.annotation, strict=True)
-    except msgspec.ValidationError as exc:
-        found = _AT.match(str(exc))
-        message, key = (found["message"], found["key"] or None) if found else (str(exc), None)
-        if unknown := _UNKNOWN.match(message):  # the key is the unknown field itself
-            key = f"{key}.{unknown[1]}" if key else unknown[1]
-        raise ValidationException(
-            detail=f"Validation failed for {request.method} {request.url.path}",
-            extra=[{"message": message, "key": key, "source": "body"}],
-        ) from exc
 
 
 def _engine(state: State) -> ServingEngine:
@@ -314,6 +278,7 @@ def routers(*, secured: bool) -> list[Router]:
             collections,
         ],
         guards=[require_key],
+        before_request=strict_request,  # undeclared query parameters and lax body types are 422s
         security=[{"bearer": []}] if secured else None,
         dependencies={"engine": Provide(_engine, sync_to_thread=False)},
         tags=["search and documents"],
@@ -321,6 +286,7 @@ def routers(*, secured: bool) -> list[Router]:
     probes = Router(
         "/",
         route_handlers=[healthz, readyz],
+        before_request=strict_request,
         dependencies={"engine": Provide(_engine, sync_to_thread=False)},
         tags=["probes"],
     )

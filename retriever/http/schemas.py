@@ -67,7 +67,11 @@ class SearchRequest(Struct, forbid_unknown_fields=True, kw_only=True):
         "candidates"
     ]
     fusion: Annotated[
-        Literal["rrf", "linear"], Meta(description="linear: min-max normalised scores, weighted; rrf: reciprocal ranks")
+        Literal["rrf", "linear", "linear_max"],
+        Meta(
+            description="linear_max: vector min-max, text over its best, weighted; "
+            "linear: min-max normalised scores, weighted; rrf: reciprocal ranks"
+        ),
     ] = DEFAULTS["fusion"]
     rrf_k: Annotated[int, Meta(ge=0, le=1_000_000, description="RRF constant (fusion rrf only)")] = DEFAULTS["rrf_k"]
     weights: Weights | None = None

@@ -1,4 +1,4 @@
-"""A collection's documents over their life: list, read, delete (by id or by filter), prune, drop.
+"""A collection's documents over their life: list, read, delete (by id or by filter), prune.
 
 Every delete goes through `retriever.store.writer.delete_documents`, so BM25 statistics,
 document frequencies and tombstones stay right; every write here holds the collection's
@@ -12,7 +12,6 @@ with part of its chunks.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,10 +23,9 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from ingest import SkippedSource, SourceDocument, file_document_id
-from retriever.errors import DatabaseUnavailable, DocumentNotFound, InputError
+from retriever.errors import DocumentNotFound, InputError
 from retriever.filters import compile_filter
-from retriever.store.collections import drop_collection, get_collection
-from retriever.store.tables import SIDE_TABLES, Collection
+from retriever.store.tables import Collection
 from retriever.store.writer import delete_documents, lock_for_writing
 
 __all__ = [
@@ -39,7 +37,6 @@ __all__ = [
     "StoredDocument",
     "delete_by_ids",
     "delete_matching",
-    "drop_locked",
     "get_document",
     "list_documents",
     "prune_documents",
@@ -186,7 +183,7 @@ def delete_matching(
     """
     if not isinstance(spec, Mapping) or not spec:
         raise InputError("an empty filter would delete every document: give a condition, or drop the collection")
-    condition, params = compile_filter(spec, sql.SQL("c.metadata"), max_values=max_values)
+    condition, params = compile_filter(spec, sql.Identifier("c"), max_values=max_values)
     with conn.transaction(), conn.cursor() as cur:
         lock_for_writing(cur, collection)  # the matching set cannot change before the delete
         ids = [row[0] for row in cur.execute(_format(_MATCHING, collection, condition=condition), params)]
@@ -285,33 +282,3 @@ def prune_documents(
         if not os.path.exists(source) or (source != document_id and source in read_cleanly and document_id not in seen)
     ]
     return delete_documents(conn, collection, gone) if gone else 0
-
-
-_DROP_LOCK_TIMEOUT_MS = 250  # below PostgreSQL's deadlock_timeout (1 s): the drop gives way before a deadlock
-_DROP_WAIT_S = 30.0
-
-
-def drop_locked(conn: psycopg.Connection, name: str, *, wait_s: float = _DROP_WAIT_S) -> None:
-    """Drop the collection and all its tables under its write lock; `CollectionNotFound` when absent.
-
-    A concurrent write either finishes before the drop or, queued behind it, finds the
-    collection gone (`CollectionNotFound`). The drop locks every table of the collection in
-    one step and gives way (rolls back, retries) while a search holds one of them, so a
-    search that locked some of the tables is never deadlocked by it; after `wait_s` seconds
-    of searches in the way, `DatabaseUnavailable`.
-    """
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            with conn.transaction(), conn.cursor() as cur:
-                collection = get_collection(conn, name)
-                lock_for_writing(cur, collection)
-                cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{_DROP_LOCK_TIMEOUT_MS}ms",))
-                tables = sql.SQL(", ").join(collection.table(suffix) for suffix in ("", *SIDE_TABLES))
-                cur.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(tables))
-                drop_collection(conn, name)
-                return
-        except psycopg.errors.LockNotAvailable:
-            if time.monotonic() > deadline:
-                raise DatabaseUnavailable(f"searches of collection {name!r} kept it busy; retry the drop") from None
-            time.sleep(0.05)

@@ -115,11 +115,28 @@ UPDATE hybrid_rag.collections SET language = text_config::text;
 ALTER TABLE hybrid_rag.collections ALTER COLUMN language SET NOT NULL
 """
 
+# A collection's topics (`hybrid-rag topics`): k-means centroids with their labels; each
+# chunk's topic number sits in its metadata under `metadata_key`. Dropping a collection
+# drops its topics.
+m005_topics = """
+CREATE TABLE hybrid_rag.topics (
+    collection    text NOT NULL REFERENCES hybrid_rag.collections (name) ON DELETE CASCADE,
+    topic         integer NOT NULL,
+    label         text NOT NULL,
+    terms         text[] NOT NULL,
+    size          integer NOT NULL,
+    centroid      vector NOT NULL,
+    metadata_key  text NOT NULL,
+    PRIMARY KEY (collection, topic)
+)
+"""
+
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m001_initial", m001_initial),
     ("m002_posting_blocks", m002_posting_blocks),
     ("m003_no_array_statistics", m003_no_array_statistics),
     ("m004_collection_language", m004_collection_language),
+    ("m005_topics", m005_topics),
 )
 
 

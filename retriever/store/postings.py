@@ -17,16 +17,19 @@ from psycopg import sql
 
 from retriever.errors import DatabaseUnavailable
 from retriever.store.bm25 import term_weight_sql
+from retriever.store.plans import Execute
 from retriever.store.tables import SCHEMA, WRITE_LOCK, Collection
 
 __all__ = [
     "POSTINGS_BLOCK",
     "REBUILD_TOMBSTONES",
     "add_postings",
+    "append_op",
     "begin_bulk",
     "bulk_pending",
     "create_postings",
     "load_finished",
+    "load_finished_op",
     "rebuild_postings",
     "refresh_postings",
     "skip_array_statistics",
@@ -184,16 +187,11 @@ def _index(cur: psycopg.Cursor, collection: Collection, *, suffix: str = "") -> 
     )
 
 
-def add_postings(
-    cur: psycopg.Cursor,
-    collection: Collection,
-    selection: sql.Composable,
-    *,
-    merge: bool = True,
-    suffix: str = "",
-    **values: object,
-) -> int:
-    """Add the postings of the chunks `selection` picks (a condition on `c`); returns Σ their lengths."""
+def append_op(
+    collection: Collection, selection: sql.Composable, *, merge: bool = True, suffix: str = "", **values: object
+) -> Execute:
+    """The statement that adds the postings of the chunks `selection` picks (a condition on `c`); its one row
+    holds Σ their lengths."""
     statement = sql.SQL(_APPEND).format(
         chunks=collection.table(),
         postings=collection.table(f"postings{suffix}"),
@@ -202,7 +200,13 @@ def add_postings(
         block=sql.Literal(POSTINGS_BLOCK),
         impact=term_weight_sql("m.tf", "m.length", "s.avgdl"),
     )
-    cur.execute(statement, {"collection": collection.name, "merge": merge, **values})
+    return Execute(statement, {"collection": collection.name, "merge": merge, **values})
+
+
+def add_postings(cur: psycopg.Cursor, collection: Collection, selection: sql.Composable, **options: object) -> int:
+    """Add the postings of the chunks `selection` picks (`append_op`'s options); returns Σ their lengths."""
+    op = append_op(collection, selection, **options)  # type: ignore[arg-type]
+    cur.execute(op.statement, op.params)
     return int(cur.fetchone()[0])  # type: ignore[index]
 
 
@@ -264,11 +268,15 @@ def begin_bulk(conn: psycopg.Connection, collection: Collection) -> bool:
     return True
 
 
+def load_finished_op(collection: Collection) -> Execute:
+    """The statement whose one row says whether the collection's posting blocks are indexed: no bulk load pending."""
+    return Execute("SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.{_names(collection)['order_index']}",))
+
+
 def load_finished(cur: psycopg.Cursor, collection: Collection) -> bool:
     """Whether the collection's posting blocks are indexed: no bulk load is pending."""
-    name = f"{SCHEMA}.{_names(collection)['order_index']}"
-    cur.execute("SELECT to_regclass(%s) IS NOT NULL", (name,))
-    return bool(cur.fetchone()[0])  # type: ignore[index]
+    op = load_finished_op(collection)
+    return bool(cur.execute(op.statement, op.params).fetchone()[0])  # type: ignore[index]
 
 
 def bulk_pending(conn: psycopg.Connection, collection: Collection) -> bool:

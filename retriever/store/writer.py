@@ -4,7 +4,9 @@ Each batch: lock the collection's write path, delete the documents' previous chu
 (document frequencies decremented; their postings become tombstones), COPY the new
 chunks in binary, derive their posting blocks from the generated `tsv`, bump document
 frequencies and the collection's BM25 statistics, upsert the documents' hashes. A crash
-anywhere rolls the whole batch back, so a document is never half-written.
+anywhere rolls the whole batch back, so a document is never half-written. Each write is a
+plan (`retriever.store.plans`): ingest runs it synchronously, the vector store's async
+methods run the same statements on an async connection.
 """
 
 from __future__ import annotations
@@ -19,16 +21,24 @@ from psycopg.types.json import Jsonb
 
 from ingest import Chunk
 from retriever.errors import CollectionNotFound
-from retriever.store.postings import add_postings, load_finished
+from retriever.store.plans import Copy, Execute, Plan, arun_plan, run_ops, run_plan
+from retriever.store.postings import append_op, load_finished_op
 from retriever.store.tables import SHARED_WRITE_LOCK, WRITE_LOCK, Collection
+from retriever.store.topics import assign_topics
 
 __all__ = [
     "LoadFinished",
     "PreparedDocument",
+    "adelete_documents",
+    "aexisting_hashes",
+    "awrite_documents",
     "delete_documents",
+    "delete_plan",
     "existing_hashes",
     "lock_for_writing",
+    "locked",
     "write_documents",
+    "write_plan",
 ]
 
 
@@ -64,6 +74,9 @@ _COPY = (
     "COPY {chunks} (id, document_id, chunk_index, content, metadata, content_hash, embedding) "
     "FROM STDIN (FORMAT BINARY)"
 )
+_COPY_TYPES = ("text", "text", "int4", "text", "jsonb", "text", "vector")
+
+_FORGET = "DELETE FROM {documents} WHERE document_id = ANY(%s) RETURNING document_id"
 
 _DOCUMENTS = """
 INSERT INTO {documents} (document_id, hash, chunk_count)
@@ -84,11 +97,16 @@ _NEW_CHUNKS = sql.SQL("c.document_id = ANY(%(document_ids)s)")
 _REGISTERED = "SELECT FROM hybrid_rag.collections WHERE name = %(collection)s"
 
 
-def lock_for_writing(cur: psycopg.Cursor, collection: Collection, *, shared: bool = False) -> None:
+def locked(collection: Collection, *, shared: bool = False) -> Plan[None]:
     """Take the collection's write lock; `CollectionNotFound` when it was dropped meanwhile (the drop holds it too)."""
-    cur.execute(SHARED_WRITE_LOCK if shared else WRITE_LOCK, {"collection": collection.name})
-    if cur.execute(_REGISTERED, {"collection": collection.name}).fetchone() is None:
-        raise CollectionNotFound(f"no collection named {collection.name!r} (it was dropped)")
+    yield Execute(SHARED_WRITE_LOCK if shared else WRITE_LOCK, {"collection": collection.name})
+    if not (yield Execute(_REGISTERED, {"collection": collection.name})):
+        raise _dropped(collection)
+
+
+def lock_for_writing(cur: psycopg.Cursor, collection: Collection, *, shared: bool = False) -> None:
+    """`locked` on a cursor, in the caller's transaction."""
+    run_ops(cur, locked(collection, shared=shared))
 
 
 def _format(statement: str, collection: Collection) -> sql.Composed:
@@ -115,23 +133,70 @@ def _by_document_id(
     return [documents[i] for i in order], embeddings[rows]
 
 
+def _stored(collection: Collection, document_ids: Sequence[str]) -> Plan[dict[str, str]]:
+    statement = _format("SELECT document_id, hash FROM {documents} WHERE document_id = ANY(%s)", collection)
+    return dict((yield Execute(statement, (list(document_ids),))))
+
+
+def _dropped(collection: Collection) -> CollectionNotFound:
+    return CollectionNotFound(f"no collection named {collection.name!r} (it was dropped)")
+
+
 def existing_hashes(conn: psycopg.Connection, collection: Collection, document_ids: Sequence[str]) -> dict[str, str]:
     """Stored hash per document id, for the ids that exist; `CollectionNotFound` once the collection is dropped."""
-    with conn.cursor() as cur:
-        try:
-            cur.execute(
-                _format("SELECT document_id, hash FROM {documents} WHERE document_id = ANY(%s)", collection),
-                (list(document_ids),),
-            )
-        except psycopg.errors.UndefinedTable:
-            raise CollectionNotFound(f"no collection named {collection.name!r} (it was dropped)") from None
-        return dict(cur.fetchall())
+    try:
+        return run_plan(conn, _stored(collection, document_ids))
+    except psycopg.errors.UndefinedTable:
+        raise _dropped(collection) from None
 
 
-def _remove(cur: psycopg.Cursor, collection: Collection, document_ids: list[str]) -> tuple[int, int]:
-    cur.execute(_format(_DELETE, collection), {"document_ids": document_ids})
-    chunks, length = cur.fetchone()  # type: ignore[misc]
+async def aexisting_hashes(
+    conn: psycopg.AsyncConnection, collection: Collection, document_ids: Sequence[str]
+) -> dict[str, str]:
+    """Async `existing_hashes`."""
+    try:
+        return await arun_plan(conn, _stored(collection, document_ids))
+    except psycopg.errors.UndefinedTable:
+        raise _dropped(collection) from None
+
+
+def _remove(collection: Collection, document_ids: list[str]) -> Plan[tuple[int, int]]:
+    """Delete the documents' chunks (tombstones, document frequencies); returns (chunks, Σ lengths) removed."""
+    ((chunks, length),) = yield Execute(_format(_DELETE, collection), {"document_ids": document_ids})
     return int(chunks), int(length)
+
+
+def write_plan(
+    collection: Collection,
+    documents: Sequence[PreparedDocument],
+    embeddings: np.ndarray,
+    *,
+    bulk: bool = False,
+    replacing: bool = True,
+) -> Plan[int]:
+    """Replace these documents' chunks with the given ones; returns chunks written (see `write_documents`)."""
+    documents, embeddings = _by_document_id(documents, embeddings)
+    chunks = [chunk for document in documents for chunk in document.chunks]
+    document_ids = [document.document_id for document in documents]
+    yield from locked(collection, shared=bulk and not replacing)
+    if bulk and (yield load_finished_op(collection))[0][0]:
+        raise LoadFinished(collection.name)  # its postings would be missing from the finished blocks
+    removed_chunks, removed_length = (yield from _remove(collection, document_ids)) if replacing else (0, 0)
+    rows = (
+        (c.id, c.document_id, c.index, c.content, Jsonb(c.metadata), c.content_hash, vector)
+        for c, vector in zip(chunks, embeddings, strict=True)
+    )
+    yield Copy(_format(_COPY, collection), _COPY_TYPES, rows)
+    yield Execute(assign_topics(collection, _NEW_CHUNKS), {"document_ids": document_ids})  # once it has topics
+    if not bulk:  # a bulk load builds all postings once, in `refresh_postings`
+        ((added_length,),) = yield append_op(collection, _NEW_CHUNKS, document_ids=document_ids)
+    counts = [len(document.chunks) for document in documents]
+    hashes = [document.hash for document in documents]
+    yield Execute(_format(_DOCUMENTS, collection), {"document_ids": document_ids, "hashes": hashes, "counts": counts})
+    if not bulk:
+        change = {"chunks": len(chunks) - removed_chunks, "length": int(added_length) - removed_length}
+        yield Execute(_STATS, {**change, "collection": collection.name})
+    return len(chunks)
 
 
 def write_documents(
@@ -152,49 +217,27 @@ def write_documents(
     `psycopg.errors.UniqueViolation` (the batch is rolled back whole; retry it replacing).
     A bulk batch raises `LoadFinished` when another writer has finished the load meanwhile.
     """
-    documents, embeddings = _by_document_id(documents, embeddings)
-    chunks = [chunk for document in documents for chunk in document.chunks]
-    document_ids = [document.document_id for document in documents]
-    with conn.transaction(), conn.cursor() as cur:
-        lock_for_writing(cur, collection, shared=bulk and not replacing)
-        if bulk and load_finished(cur, collection):
-            raise LoadFinished(collection.name)  # its postings would be missing from the finished blocks
-        removed_chunks, removed_length = _remove(cur, collection, document_ids) if replacing else (0, 0)
-        with cur.copy(_format(_COPY, collection)) as copy:
-            copy.set_types(["text", "text", "int4", "text", "jsonb", "text", "vector"])
-            for chunk, vector in zip(chunks, embeddings, strict=True):
-                copy.write_row(
-                    (
-                        chunk.id,
-                        chunk.document_id,
-                        chunk.index,
-                        chunk.content,
-                        Jsonb(chunk.metadata),
-                        chunk.content_hash,
-                        vector,
-                    )
-                )
-        if not bulk:  # a bulk load builds all postings once, in `refresh_postings`
-            added_length = add_postings(cur, collection, _NEW_CHUNKS, document_ids=document_ids)
-        cur.execute(
-            _format(_DOCUMENTS, collection),
-            {
-                "document_ids": document_ids,
-                "hashes": [document.hash for document in documents],
-                "counts": [len(document.chunks) for document in documents],
-            },
-        )
-        if bulk:
-            return len(chunks)
-        cur.execute(
-            _STATS,
-            {
-                "chunks": len(chunks) - removed_chunks,
-                "length": added_length - removed_length,
-                "collection": collection.name,
-            },
-        )
-    return len(chunks)
+    return run_plan(conn, write_plan(collection, documents, embeddings, bulk=bulk, replacing=replacing))
+
+
+async def awrite_documents(
+    conn: psycopg.AsyncConnection,
+    collection: Collection,
+    documents: Sequence[PreparedDocument],
+    embeddings: np.ndarray,
+) -> int:
+    """Async `write_documents` (not bulk, replacing): the same statements, awaited."""
+    return await arun_plan(conn, write_plan(collection, documents, embeddings))
+
+
+def delete_plan(collection: Collection, document_ids: Sequence[str]) -> Plan[int]:
+    """Delete documents with all their chunks; returns how many documents existed (see `delete_documents`)."""
+    ids = list(document_ids)
+    yield from locked(collection)
+    removed_chunks, removed_length = yield from _remove(collection, ids)
+    deleted = yield Execute(_format(_FORGET, collection), (ids,))
+    yield Execute(_STATS, {"chunks": -removed_chunks, "length": -removed_length, "collection": collection.name})
+    return len(deleted)
 
 
 def delete_documents(conn: psycopg.Connection, collection: Collection, document_ids: Sequence[str]) -> int:
@@ -202,11 +245,9 @@ def delete_documents(conn: psycopg.Connection, collection: Collection, document_
 
     Raises `CollectionNotFound` when the collection was dropped meanwhile.
     """
-    ids = list(document_ids)
-    with conn.transaction(), conn.cursor() as cur:
-        lock_for_writing(cur, collection)
-        removed_chunks, removed_length = _remove(cur, collection, ids)
-        cur.execute(_format("DELETE FROM {documents} WHERE document_id = ANY(%s)", collection), (ids,))
-        deleted = cur.rowcount
-        cur.execute(_STATS, {"chunks": -removed_chunks, "length": -removed_length, "collection": collection.name})
-    return deleted
+    return run_plan(conn, delete_plan(collection, document_ids))
+
+
+async def adelete_documents(conn: psycopg.AsyncConnection, collection: Collection, document_ids: Sequence[str]) -> int:
+    """Async `delete_documents`: the same statements, awaited."""
+    return await arun_plan(conn, delete_plan(collection, document_ids))

@@ -60,7 +60,7 @@ def test_eval_writes_results_trec_runs_report_and_chart(settings, collection_nam
     # every document of the corpus is one chunk, so the dense modes rank all 13 for every query
     assert len(trec_lines(tmp_path / "vector.trec")) == 4 * 10
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
-    assert "| hybrid |" in report and "|\n\nParameters: k 10, candidates 10, fusion linear, weights " in report
+    assert "| hybrid |" in report and "|\n\nParameters: k 10, candidates 10, fusion linear_max, weights " in report
     assert (tmp_path / "chart.png").read_bytes().startswith(PNG_MAGIC)
 
 
@@ -80,9 +80,9 @@ def test_sweep_writes_every_setting_best_first(settings, collection_name, tmp_pa
     sweep = run_sweep(load_beir(TINY, "test"), settings, collection_name, tmp_path, grid=grid, k=10)
 
     assert json.loads((tmp_path / "sweep.json").read_text(encoding="utf-8")) == sweep
-    assert len(sweep["settings"]) == 12  # per depth: rrf 2 rrf_k × 2 weights, linear 2 weights
-    assert {row["fusion"] for row in sweep["settings"]} == {"rrf", "linear"}
-    assert {row["rrf_k"] for row in sweep["settings"] if row["fusion"] == "linear"} == {None}
+    assert len(sweep["settings"]) == 16  # per depth: rrf 2 rrf_k × 2 weights, linear and linear_max 2 weights each
+    assert {row["fusion"] for row in sweep["settings"]} == {"rrf", "linear", "linear_max"}
+    assert {row["rrf_k"] for row in sweep["settings"] if row["fusion"] != "rrf"} == {None}
     ndcg = [row["ndcg@10"] for row in sweep["settings"]]
     assert ndcg == sorted(ndcg, reverse=True)
     assert sweep["best"] == sweep["settings"][0]
@@ -98,7 +98,7 @@ def test_sweep_writes_every_setting_best_first(settings, collection_name, tmp_pa
     }
     assert set(sweep["legs"]) == {"5", "10"} and set(sweep["legs"]["5"]) == {"vector", "text"}
     table_rows = (tmp_path / "sweep.md").read_text(encoding="utf-8").count("\n| ")
-    assert table_rows == 1 + 12 + 1 + 4  # header and settings, header and legs
+    assert table_rows == 1 + 16 + 1 + 4  # header and settings, header and legs
 
 
 @pytest.mark.parametrize(

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
+from litestar.testing import AsyncTestClient
 
+from hybrid_rag.cli import main
 from ingest import ChunkingConfig, SourceDocument
 from retriever import Engine
 from retriever.connections import open_primary
+from retriever.http import create_app
 from retriever.results import MODES, SearchParams
+from retriever.settings import get_settings
 from retriever.store.collections import drop_collection
 
 LANGS = ["en", "de", "fr"]
@@ -54,6 +61,32 @@ CASES: dict[str, tuple[dict[str, Any], Callable[[dict[str, Any]], bool]]] = {
         lambda m: m["lang"] == "de" or (isinstance(m["year"], int) and m["year"] < 2012),
     ),
     "keys and": ({"lang": "en", "year": {"$gt": 2015}}, lambda m: m["lang"] == "en" and m["year"] > 2015),
+    "$between": (
+        {"year": {"$between": [2012, 2015]}},
+        lambda m: isinstance(m["year"], int) and 2012 <= m["year"] <= 2015,
+    ),
+    "$between on strings": (
+        {"day": {"$between": ["2024-01-05", "2024-01-09"]}},
+        lambda m: "05" <= m["day"][-2:] <= "09",
+    ),
+    "$like": ({"author": {"$like": "author 1%"}}, lambda m: m.get("author", "").startswith("author 1")),
+    "$like on a number": ({"year": {"$like": "201_"}}, lambda m: isinstance(m["year"], int) and m["year"] < 2020),
+    "$like is case-sensitive": ({"lang": {"$like": "E%"}}, lambda m: False),
+    "$ilike": ({"lang": {"$ilike": "E%"}}, lambda m: m["lang"] == "en"),
+    "$not": ({"$not": {"author": {"$exists": True}}}, lambda m: "author" not in m),
+    "$not absent key": ({"$not": {"author": "author 0"}}, lambda m: m.get("author") != "author 0"),
+    "$not unknown range": (
+        {"$not": {"year": {"$gt": 2025}}},
+        lambda m: not (isinstance(m["year"], int) and m["year"] > 2025),
+    ),
+    "$not list": (
+        {"$not": [{"lang": "en"}, {"year": {"$lt": 2015}}]},
+        lambda m: m["lang"] != "en" and not (isinstance(m["year"], int) and m["year"] < 2015),
+    ),
+    "$not beside a key": (
+        {"lang": "de", "$not": {"author": {"$like": "%"}}},
+        lambda m: m["lang"] == "de" and "author" not in m,
+    ),
     "no match": ({"lang": "xx"}, lambda m: False),
     "empty object": ({}, lambda m: True),
 }
@@ -99,6 +132,83 @@ def test_filter_returns_exactly_the_matching_chunks(settings, fake_model, filter
         )
     assert {h.document_id for h in hits} == expected
     assert len(hits) == len(expected)
+
+
+# (filter on the document_id column, the ids it selects): every chunk has one, a string
+DOCUMENT_ID_CASES: dict[str, tuple[dict[str, Any], Callable[[str], bool]]] = {
+    "plain": ({"document_id": "f03"}, lambda d: d == "f03"),
+    "$ne": ({"document_id": {"$ne": "f03"}}, lambda d: d != "f03"),
+    "$in": ({"document_id": {"$in": ["f01", "f02", "nope"]}}, lambda d: d in ("f01", "f02")),
+    "$nin": ({"document_id": {"$nin": ["f01", "f02"]}}, lambda d: d not in ("f01", "f02")),
+    "$gte": ({"document_id": {"$gte": "f20"}}, lambda d: d >= "f20"),
+    "$between": ({"document_id": {"$between": ["f05", "f07"]}}, lambda d: "f05" <= d <= "f07"),
+    "$like": ({"document_id": {"$like": "f1_"}}, lambda d: d.startswith("f1")),
+    "$ilike": ({"document_id": {"$ilike": "F2%"}}, lambda d: d.startswith("f2")),
+    "$exists": ({"document_id": {"$exists": True}}, lambda d: True),
+    "with metadata": ({"document_id": {"$in": ["f00", "f01"]}, "lang": "en"}, lambda d: d == "f00"),
+    "$not": ({"$not": {"document_id": {"$like": "f0%"}}}, lambda d: not d.startswith("f0")),
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("case", list(DOCUMENT_ID_CASES))
+def test_document_id_filters_select_by_the_chunks_document(settings, fake_model, filtered_collection, case, mode):
+    spec, matches = DOCUMENT_ID_CASES[case]
+    expected = {document_id for document_id in DOCUMENTS if matches(document_id)}
+    assert expected  # every case selects something, so an empty answer cannot pass
+    with open_primary(settings) as conn:
+        params = SearchParams(k=100, mode=mode, filter=spec, candidates=100)
+        hits = (
+            Engine(settings, model=fake_model)
+            .search(filtered_collection, "shared filter words", params, conn=conn)
+            .hits
+        )
+    assert {h.document_id for h in hits} == expected
+
+
+def test_delete_where_takes_document_id_filters(settings, fake_model, collection_name):
+    engine = Engine(settings, model=fake_model)
+    documents = [SourceDocument(d, f"words of {d}", None, "test", {"n": i}) for i, d in enumerate(["a1", "a2", "b1"])]
+    engine.ingest(collection_name, documents, ChunkingConfig())
+    assert engine.delete_where(collection_name, {"document_id": {"$like": "a%"}}) == 2
+    assert [d.id for d in engine.documents(collection_name).documents] == ["b1"]
+
+
+# the edges pass the filter through: the same language over HTTP and from the CLI
+EDGE_FILTER = {"$not": {"document_id": {"$between": ["f05", "f20"]}}, "year": {"$like": "201%"}}
+EDGE_MATCHES = {"f00", "f01", "f02", "f03", "f04"}  # years 2010-2014; f05 (a string year) and on left out
+
+
+async def test_http_search_takes_every_operator_and_refuses_a_bad_one_with_a_422(
+    settings, fake_model, filtered_collection
+):
+    key = "filter-key-0123456789"
+    app = create_app(dataclasses.replace(settings, api_keys=(key,)), model=fake_model)
+    path, auth = f"/v1/collections/{filtered_collection}/search", {"Authorization": f"Bearer {key}"}
+    async with AsyncTestClient(app) as client:
+        found = await client.post(
+            path, json={"query": "shared filter words", "k": 100, "filter": EDGE_FILTER}, headers=auth
+        )
+        bad = await client.post(path, json={"query": "x", "filter": {"year": {"$between": [2020]}}}, headers=auth)
+    assert found.status_code == 200, found.text
+    assert {hit["document_id"] for hit in found.json()["results"]} == EDGE_MATCHES
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+    assert "$between on 'year' takes [low, high]" in bad.json()["detail"]
+
+
+def test_cli_search_takes_every_operator_and_refuses_a_bad_one_in_one_line(filtered_collection):
+    def search(spec: dict[str, Any]):
+        get_settings.cache_clear()
+        try:
+            args = ["search", "shared filter words", "-c", filtered_collection, "--mode", "text", "-k", "100"]
+            return CliRunner().invoke(main, [*args, "--filter", json.dumps(spec), "--json"])
+        finally:
+            get_settings.cache_clear()
+
+    found, bad = search(EDGE_FILTER), search({"$not": []})
+    assert found.exit_code == 0, found.output
+    assert {hit["document_id"] for hit in json.loads(found.stdout)["results"]} == EDGE_MATCHES
+    assert bad.exit_code == 2 and "$not takes a filter" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_filter_applies_inside_each_leg_so_hybrid_ranks_only_matching_chunks(settings, fake_model, filtered_collection):
@@ -260,6 +370,44 @@ def test_eq_and_ne_partition_the_collection_for_every_value(matching):
         if equal != expected or plain != expected or not_equal != everything - expected:
             wrong.append(f"{value!r}: $eq {sorted(equal)}, plain {sorted(plain)}, $ne {sorted(not_equal)}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_not_and_its_filter_partition_the_collection_for_every_value(matching):
+    everything = set(SHAPES)
+    wrong = []
+    for value in VALUES:
+        for spec in ({"tags": value}, {"tags": {"$ne": value}}, {"tags": {"$contains": value}}):
+            inside, outside = matching(spec), matching({"$not": spec})
+            if inside & outside or inside | outside != everything:
+                wrong.append(f"{spec!r}: {sorted(inside)} and $not {sorted(outside)}")
+    assert not wrong, "\n".join(wrong)
+
+
+# what $like reads: the value's text as `->>` gives it, whatever its JSON type; a null or missing key never
+LIKE: list[tuple[dict[str, Any], set[str]]] = [
+    ({"$like": "%brew%"}, {"a", "b", "reversed", "repeated", "nested", "scalar"}),
+    ({"$like": "brew"}, {"scalar"}),
+    ({"$like": "[%]"}, {"a", "b", "reversed", "repeated", "nested", "empty", "null-in-array"}),
+    ({"$like": "1"}, {"one", "one-as-string"}),  # 1.0 reads "1.0"
+    ({"$like": "1%"}, {"one", "one-point-zero", "one-as-string"}),
+    ({"$like": "true"}, {"true"}),
+    ({"$like": "TRUE"}, set()),
+    ({"$ilike": "TRUE"}, {"true"}),
+    ({"$ilike": "%FAQ%"}, {"object"}),
+    ({"$like": "%"}, set(SHAPES) - {"null", "missing"}),
+    ({"$like": "null"}, set()),
+]
+
+
+@pytest.mark.parametrize(("condition", "expected"), LIKE)
+def test_like_matches_the_text_of_any_json_value_but_never_a_null_or_missing_key(matching, condition, expected):
+    assert matching({"tags": condition}) == expected
+
+
+def test_between_is_gte_and_lte_together(matching):
+    for low, high in ([0, 1], [1, 1], [1.0, 2], ["b", "c"], ["1", "1"], [2, 1]):
+        assert matching({"tags": {"$between": [low, high]}}) == matching({"tags": {"$gte": low, "$lte": high}})
+    assert matching({"tags": {"$between": [0, 1]}}) == {"one", "one-point-zero"}
 
 
 CONTAINS: list[tuple[Any, set[str]]] = [

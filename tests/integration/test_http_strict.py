@@ -146,3 +146,33 @@ async def test_the_right_types_pass_and_what_lax_mode_coerced_does_not(client, c
     for body in refused:
         response = await client.post(url, json=body, headers=AUTH)
         assert response.status_code == 422, (body, response.text)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "key"),
+    [
+        ("GET", "/v1/collections/{c}/documents", "=false", ""),
+        ("GET", "/v1/collections/{c}/documents", "limt=5", "limt"),
+        ("GET", "/v1/collections/{c}/documents", "limit=5&name=other", "name"),
+        ("POST", "/v1/collections/{c}/search", "k=5", "k"),
+        ("GET", "/v1/collections", "verbose=1", "verbose"),
+        ("GET", "/healthz", "probe=1", "probe"),
+    ],
+)
+async def test_an_undeclared_query_parameter_is_422_naming_it(client, collection_name, method, path, query, key):
+    url = f"{path.format(c=collection_name)}?{query}"
+    body = {"json": SEARCH} if method == "POST" else {}
+
+    response = await client.request(method, url, headers=AUTH, **body)
+
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json()["errors"] == [{"message": "unknown query parameter", "key": key, "source": "query"}]
+
+
+async def test_the_declared_query_parameters_still_pass(client, collection_name):
+    await client.post(f"/v1/collections/{collection_name}/documents", json={"documents": [DOCUMENT]}, headers=AUTH)
+
+    listed = await client.get(f"/v1/collections/{collection_name}/documents?limit=5&prefix=&after=", headers=AUTH)
+
+    assert listed.status_code == 200, listed.text

@@ -1,4 +1,5 @@
-"""`HybridRetriever` is a standard LangChain retriever: the langchain-tests suite, LCEL, async."""
+"""`HybridRetriever`, and `HybridVectorStore(...).as_retriever()`, are standard LangChain retrievers:
+the langchain-tests suite, LCEL, async."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from ingest import ChunkingConfig, SourceDocument
 from retriever import Engine, HybridRetriever
 from retriever.connections import open_primary
 from retriever.store.collections import drop_collection
+from retriever.vectorstore import HybridVectorStore
+from retriever.vectorstore_retriever import HybridStoreRetriever
 
 COLLECTION = f"t_lc_{uuid.uuid4().hex[:8]}"
 
@@ -108,6 +111,34 @@ class TestHybridRetrieverStandard(RetrieversIntegrationTests):
         return "how do plants turn sunlight into sugar?"
 
 
+def store_retriever(collection: str, k: int = 4) -> HybridStoreRetriever:
+    """The vector store's retriever over the ingested collection, in its default (hybrid) search."""
+    return HybridVectorStore(collection).as_retriever(search_kwargs={"k": k})
+
+
+class TestHybridVectorStoreRetrieverStandard(RetrieversIntegrationTests):
+    """The same suite, unmodified, for `HybridVectorStore(...).as_retriever()` over the same collection."""
+
+    @property
+    def retriever_constructor(self) -> Any:
+        return store_retriever
+
+    @property
+    def retriever_constructor_params(self) -> dict[str, Any]:
+        return {"collection": COLLECTION, "k": 4}
+
+    @property
+    def retriever_query_example(self) -> str:
+        return "how do plants turn sunlight into sugar?"
+
+
+def test_the_stores_retriever_ranks_like_the_hybrid_retriever(retriever):
+    query = "how do plants turn sunlight into sugar?"
+    from_store = store_retriever(COLLECTION).invoke(query)
+    assert [doc.metadata["document_id"] for doc in retriever.invoke(query)] == [doc.id for doc in from_store]
+    assert from_store[0].metadata["retrieval"] == retriever.invoke(query)[0].metadata["retrieval"]
+
+
 def test_documents_carry_the_chunk_id_metadata_and_retrieval_scores(retriever):
     docs = retriever.invoke("how do plants turn sunlight into sugar?")
     assert len(docs) == 4
@@ -119,8 +150,8 @@ def test_documents_carry_the_chunk_id_metadata_and_retrieval_scores(retriever):
     assert top.metadata["document_id"] == "photosynthesis"
     retrieval = top.metadata["retrieval"]
     assert set(retrieval) == {"score", "vector_rank", "text_rank"}
-    # first in both legs: Σ w under linear fusion (each leg's best normalises to 1), Σ w / (rrf_k + 1) under rrf
-    expected = sum(retriever.weights) / (1 if retriever.fusion == "linear" else retriever.rrf_k + 1)
+    # first in both legs: Σ w under the linear fusions (each leg's best scores 1), Σ w / (rrf_k + 1) under rrf
+    expected = sum(retriever.weights) / (retriever.rrf_k + 1 if retriever.fusion == "rrf" else 1)
     assert retrieval == {"score": pytest.approx(expected), "vector_rank": 1, "text_rank": 1}
     scores = [doc.metadata["retrieval"]["score"] for doc in docs]
     assert scores == sorted(scores, reverse=True)

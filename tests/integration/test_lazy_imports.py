@@ -1,5 +1,6 @@
 """Cheap paths stay cheap: importing the package, `--help`, listing collections and a text search
-load neither the embedding model's libraries nor matplotlib.
+load neither the embedding model's libraries nor matplotlib, and a hybrid search on the default local
+backend (ONNX Runtime) embeds its query without torch, sentence-transformers or transformers.
 
 Each check runs in a fresh interpreter (this test session has long since imported everything)
 and reports which heavy libraries ended up in `sys.modules`.
@@ -95,4 +96,21 @@ def test_a_text_search_loads_no_model(settings: Settings, collection_name: str, 
 
     hits = json.loads(done["output"])["results"]
     assert [hit["document_id"] for hit in hits] == ["d"]
+    assert [m for m in done["heavy"] if m in MODEL_LIBRARIES] == []
+
+
+def test_a_hybrid_search_on_the_default_local_model_imports_no_torch(
+    settings: Settings, collection_name: str, local_model: EmbeddingModel
+) -> None:
+    document = SourceDocument("d", "fresh coffee beans keep their aroma for about a month", "Beans", "t", {})
+    Engine(settings, model=local_model).ingest(collection_name, [document], ChunkingConfig())
+
+    done = run_cli(
+        ["search", "how long do beans stay fresh", "-c", collection_name, "--json"],
+        **database_env(settings),
+        EMBEDDINGS="local",  # the default backend, whatever the caller's environment says
+    )
+
+    hits = json.loads(done["output"])["results"]
+    assert [(hit["document_id"], hit["vector_rank"]) for hit in hits] == [("d", 1)]  # the query was embedded
     assert [m for m in done["heavy"] if m in MODEL_LIBRARIES] == []

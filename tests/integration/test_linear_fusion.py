@@ -1,9 +1,9 @@
-"""`fusion="linear"` is the same one statement as RRF, and ranks exactly as `linear_fuse` does.
+"""`fusion="linear"` and `"linear_max"` are one statement as RRF is, ranking exactly as `linear_fuse` does.
 
-Specification: the hybrid statement's order, scores and leg ranks equal `linear_fuse` over
-the two legs' raw scores (negated cosine distances; BM25 from the chunks' lexemes, each
-query term counted as often as the query holds it), legs cut at `candidates` so some
-chunks are missing from one of them.
+Specification: the hybrid statement's order, scores and leg ranks equal `linear_fuse`, with
+the fusion's normalisers (`retriever.fusion.NORMALISERS`), over the two legs' raw scores
+(negated cosine distances; BM25 from the chunks' lexemes, each query term counted as often
+as the query holds it), legs cut at `candidates` so some chunks are missing from one of them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from ingest import ChunkingConfig, SourceDocument
 from retriever import Engine
 from retriever.connections import open_primary
-from retriever.fusion import linear_fuse
+from retriever.fusion import NORMALISERS, linear_fuse
 from retriever.results import SearchParams
 from retriever.store.bm25 import bm25, idf
 
@@ -60,10 +60,11 @@ def _entries(tsvector: str) -> list[tuple[str, str]]:
     return [tuple(entry.rsplit(":", 1)) for entry in tsvector.split()]  # type: ignore[misc]
 
 
-def test_linear_fusion_in_sql_equals_linear_fuse_of_the_legs_raw_scores(settings, collection_name, fake_model):
+@pytest.mark.parametrize("fusion", ["linear", "linear_max"])
+def test_linear_fusion_in_sql_equals_linear_fuse_of_the_legs_raw_scores(settings, collection_name, fake_model, fusion):
     engine = Engine(settings, model=fake_model)
     engine.ingest(collection_name, _corpus(), ChunkingConfig())
-    params = SearchParams(k=40, candidates=CANDIDATES, fusion="linear", weights=(0.6, 1.0), exact_text=True)
+    params = SearchParams(k=40, candidates=CANDIDATES, fusion=fusion, weights=(0.6, 1.0), exact_text=True)
     embedding = fake_model.embed_query(QUERY)
     with open_primary(settings) as conn:
 
@@ -88,6 +89,7 @@ def test_linear_fusion_in_sql_equals_linear_fuse_of_the_legs_raw_scores(settings
     expected = linear_fuse(
         {"vector": [(i, -distances[i]) for i in vector], "text": [(i, bm25_scores[i]) for i in text]},
         weights={"vector": 0.6, "text": 1.0},
+        normalisers=NORMALISERS[fusion],
     )
     assert [h.id for h in hybrid] == [item for item, _, _ in expected]
     assert [h.score for h in hybrid] == pytest.approx([score for _, score, _ in expected], rel=1e-9)
@@ -95,7 +97,7 @@ def test_linear_fusion_in_sql_equals_linear_fuse_of_the_legs_raw_scores(settings
     assert any(r["vector"] is None for _, _, r in expected) and any(r["text"] is None for _, _, r in expected)
 
 
-def test_linear_and_rrf_fusion_can_order_the_same_legs_differently(settings, collection_name, fake_model):
+def test_each_fusion_can_order_the_same_legs_differently(settings, collection_name, fake_model):
     engine = Engine(settings, model=fake_model)
     engine.ingest(collection_name, _corpus(), ChunkingConfig())
     with open_primary(settings) as conn:
@@ -106,6 +108,6 @@ def test_linear_and_rrf_fusion_can_order_the_same_legs_differently(settings, col
                     collection_name, QUERY, SearchParams(k=20, candidates=CANDIDATES, fusion=fusion), conn=conn
                 ).hits
             ]
-            for fusion in ("rrf", "linear")
+            for fusion in ("rrf", "linear", "linear_max")
         }
-    assert orders["rrf"] != orders["linear"]
+    assert orders["rrf"] != orders["linear"] != orders["linear_max"] != orders["rrf"]

@@ -1,7 +1,8 @@
 """The ONNX Runtime backend gives sentence-transformers' vectors, is the default, and runs without torch.
 
 Real chunks are SciFact abstracts cut as `hybrid-rag ingest` cuts them (title heading each chunk); the
-graph is exported once into the session's HYBRID_RAG_HOME and shared by every test that embeds.
+graph is the one `make install` exported into the environment (else exported once into the session's
+HYBRID_RAG_HOME), shared by every test that embeds.
 """
 
 from __future__ import annotations
@@ -185,3 +186,17 @@ def test_bench_embed_prints_each_round_with_its_load_the_medians_and_the_cosine(
     assert [run["first"] for run in report["rounds"]] == ["torch", "onnx"]
     assert all(run["load_start"] >= 0 and run["onnx_chunks_per_s"] > 0 for run in report["rounds"])
     assert report["cosine"]["chunks_min"] >= 0.999 and report["cosine"]["queries_min"] >= 0.999
+
+
+def test_the_graph_runs_each_layers_attention_as_one_fused_operator(settings, onnx) -> None:
+    import onnx as onnx_format
+
+    from retriever.local_model import packaged_model
+    from retriever.onnx_export import cached_graph
+
+    graph = onnx_format.load(str(cached_graph(packaged_model(), settings.data_home / "cache" / "onnx")))
+    operators = [node.op_type for node in graph.graph.node]
+
+    assert operators.count("Attention") == 6  # one per layer of all-MiniLM-L6-v2
+    assert operators.count("SkipLayerNormalization") == 12 and operators.count("BiasGelu") == 6
+    assert "Softmax" not in operators

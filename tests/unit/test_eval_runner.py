@@ -151,6 +151,19 @@ def test_linear_fusion_of_the_legs_sums_their_weighted_normalised_scores():
     assert list(fuse_run(LEGS, fusion="linear", rrf_k=None, weights=(0.1, 1.0), k=10)["q1"]) == ["c", "a", "b"]
 
 
+def test_linear_max_fusion_of_the_legs_keeps_the_text_scores_over_the_best_where_linear_stretches_them():
+    # each leg alone returns the text leg's scores over its best: 0.6 and 0.5 here
+    legs = Legs(
+        rankings={"q1": {"vector": ["a:0", "b:0"], "text": ["c:0", "a:0", "b:0"]}},
+        scores={"q1": {"vector": [1.0, 0.0], "text": [1.0, 0.6, 0.5]}},
+        document_of={"a:0": "a", "b:0": "b", "c:0": "c"},
+    )
+    kept = fuse_run(legs, fusion="linear_max", rrf_k=None, weights=(1.0, 1.0), k=10)
+    assert kept["q1"] == {"a": pytest.approx(1.6), "c": pytest.approx(1.0), "b": pytest.approx(0.5)}
+    stretched = fuse_run(legs, fusion="linear", rrf_k=None, weights=(1.0, 1.0), k=10)
+    assert stretched["q1"] == {"a": pytest.approx(1.2), "c": pytest.approx(1.0), "b": pytest.approx(0.0)}
+
+
 def test_every_grid_setting_names_its_fusion_and_only_rrf_has_an_rrf_k():
     grid = SweepGrid(rrf_ks=(10, 60), weights=((1.0, 1.0), (0.5, 1.0)), candidates=(100,))
     assert grid.settings() == [
@@ -160,6 +173,8 @@ def test_every_grid_setting_names_its_fusion_and_only_rrf_has_an_rrf_k():
         ("rrf", 60, (0.5, 1.0)),
         ("linear", None, (1.0, 1.0)),
         ("linear", None, (0.5, 1.0)),
+        ("linear_max", None, (1.0, 1.0)),
+        ("linear_max", None, (0.5, 1.0)),
     ]
 
 

@@ -1,13 +1,14 @@
 """Fusion: reciprocal ranks, score(d) = Σ_i w_i / (rrf_k + rank_i(d)) with ranks from 1; or min-max
-normalised scores, score(d) = Σ_i w_i · (s_i(d) − min_i) / (max_i − min_i), 0 from a leg that lacks d."""
+normalised scores, score(d) = Σ_i w_i · (s_i(d) − min_i) / (max_i − min_i), 0 from a leg that lacks d;
+or ("linear_max", the default) the same with the text leg's scores over its best, s(d) / max."""
 
 from __future__ import annotations
 
 import pytest
 
 from retriever.errors import InputError
-from retriever.fusion import FUSION_SQL, linear_fuse, min_max, rrf_fuse
-from retriever.results import FUSIONS, SearchParams
+from retriever.fusion import FUSION_SQL, NORMALISERS, linear_fuse, max_scale, min_max, rrf_fuse
+from retriever.results import DEFAULTS, FUSIONS, SearchParams
 from retriever.settings import Settings
 
 
@@ -94,6 +95,45 @@ def test_linear_fusion_weights_can_reverse_the_order():
     assert linear_fuse(scored, weights={"text": 3.0})[0][0] == "b"
 
 
+def test_max_scale_divides_by_the_best_score_so_zero_stays_zero():
+    assert max_scale([8.0, 6.0, 2.0, 0.0]) == [1.0, 0.75, 0.25, 0.0]
+
+
+def test_max_scale_gives_one_to_every_score_when_the_best_is_not_above_zero():
+    assert max_scale([0.0, 0.0]) == [1.0, 1.0]
+    assert max_scale([]) == []
+
+
+def test_linear_max_fusion_scales_the_text_leg_by_its_best_and_min_maxes_the_vector_leg():
+    scored = {"vector": [("a", -0.1), ("b", -0.3), ("c", -0.5)], "text": [("c", 12.0), ("d", 9.0), ("a", 3.0)]}
+    fused = linear_fuse(scored, weights={"vector": 1.0, "text": 1.5}, normalisers=NORMALISERS["linear_max"])
+    assert [(item, score) for item, score, _ in fused] == [
+        ("c", pytest.approx(1.0 * 0.0 + 1.5 * 1.0)),
+        ("a", pytest.approx(1.0 * 1.0 + 1.5 * 3 / 12)),
+        ("d", pytest.approx(1.5 * 9 / 12)),
+        ("b", pytest.approx(1.0 * 0.5)),
+    ]
+
+
+def test_linear_max_keeps_a_close_text_candidate_close_where_min_max_drops_it_to_a_non_match():
+    # text scores 10 and 9.5: min-max gives b 0, as if it held no query term; over the best, 0.95
+    scored = {"vector": [("b", -0.1), ("a", -0.2), ("c", -0.3)], "text": [("a", 10.0), ("b", 9.5)]}
+    by_fusion = {
+        fusion: [item for item, _, _ in linear_fuse(scored, normalisers=NORMALISERS[fusion])]
+        for fusion in ("linear", "linear_max")
+    }
+    assert by_fusion == {"linear": ["a", "b", "c"], "linear_max": ["b", "a", "c"]}
+
+
+def test_the_default_fusion_is_linear_max_weighing_the_text_leg_one_and_a_half_times():
+    assert (DEFAULTS["fusion"], DEFAULTS["weights"], DEFAULTS["candidates"]) == ("linear_max", (1.0, 1.5), 100)
+    assert (SearchParams().fusion, SearchParams().weights) == ("linear_max", (1.0, 1.5))
+
+
+def test_every_linear_fusion_names_its_normalisers():
+    assert set(NORMALISERS) == set(FUSIONS) - {"rrf"}
+
+
 def test_linear_fusion_breaks_ties_by_id_and_fuses_nothing_to_nothing():
     assert [item for item, _, _ in linear_fuse({"vector": [("b", 1.0)], "text": [("a", 7.0)]})] == ["a", "b"]
     assert linear_fuse({"vector": [], "text": []}) == []
@@ -101,7 +141,8 @@ def test_linear_fusion_breaks_ties_by_id_and_fuses_nothing_to_nothing():
 
 def test_search_params_name_a_known_fusion_or_are_refused():
     assert SearchParams(fusion="rrf").validate(Settings()).fusion == "rrf"
-    with pytest.raises(InputError, match="unknown fusion 'borda': use one of rrf, linear"):
+    assert SearchParams(fusion="linear_max").validate(Settings()).fusion == "linear_max"
+    with pytest.raises(InputError, match=r"unknown fusion 'borda': use one of rrf, linear, linear_max$"):
         SearchParams(fusion="borda").validate(Settings())  # type: ignore[arg-type]
 
 

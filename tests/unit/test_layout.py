@@ -49,11 +49,13 @@ def rank(module: str) -> int | None:
             return 1
         if room == "store":
             return 2
-        if rest in ("query", "search", "connections", "boundary"):
+        if rest in ("query", "search", "nearest", "connections", "boundary", "query_embedder"):
             return 3
-        if rest in ("engine", "serving", "lifecycle"):
+        if rest in ("engine", "serving", "lifecycle", "backups", "topics"):
             return 4
-        if rest == "langchain" or room in ("cli", "http"):
+        if rest in ("langchain", "vectorstore", "vectorstore_plan", "vectorstore_search", "vectorstore_retriever"):
+            return 5
+        if room in ("cli", "http"):
             return 5
         return None
     return {"eval": 7, "bench": 8, "hybrid_rag": 9}.get(top)

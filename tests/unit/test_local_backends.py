@@ -224,3 +224,40 @@ def test_the_sweep_starts_from_the_defaults_and_varies_one_setting_at_a_time() -
     assert len(configurations) == len({tuple(sorted(c.items())) for c in configurations}) == 4
     for config in configurations[1:]:
         assert sum(config[key] != configurations[0][key] for key in config) == 1
+
+
+class RecordingEmbeddings(CountingEmbeddings):
+    """Counting, and appending its name to a shared log on every call."""
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        super().__init__()
+        self.name, self.log = name, log
+
+    def embed_array(self, texts: Sequence[str]) -> np.ndarray:
+        self.log.append(self.name)
+        return super().embed_array(texts)
+
+
+def test_bench_times_each_backends_queries_in_a_block_not_in_turns() -> None:
+    log: list[str] = []
+    models = {"torch": RecordingEmbeddings("torch", log), "onnx": RecordingEmbeddings("onnx", log)}
+
+    run_embed_bench(models, ["a chunk"], ["q1", "q2", "q3"], rounds=2)
+
+    # per round: one ingest batch each, then three queries of one backend, then three of the other
+    rounds = log[-16:]
+    assert rounds[2:8] == ["torch"] * 3 + ["onnx"] * 3
+    assert rounds[10:16] == ["onnx"] * 3 + ["torch"] * 3
+
+
+def test_an_installed_graph_is_used_without_exporting_into_the_home(tmp_path, monkeypatch) -> None:
+    model = fake_model(tmp_path / "model")
+    installed = tmp_path / "installed"
+    installed.mkdir()
+    (installed / onnx_export.graph_name(model)).write_bytes(b"the graph make install exported")
+    monkeypatch.setattr(onnx_export, "export_graph", lambda model, target: pytest.fail("exported again"))
+
+    found = onnx_export.cached_graph(model, tmp_path / "home" / "cache" / "onnx", installed=installed)
+
+    assert found == installed / onnx_export.graph_name(model)
+    assert not (tmp_path / "home").exists()

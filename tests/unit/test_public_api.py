@@ -23,6 +23,7 @@ def test_public_names_are_pinned():
             "Hit",
             "HybridRagError",
             "HybridRetriever",
+            "HybridVectorStore",
             "IngestReport",
             "InputError",
             "InvalidFilter",
@@ -49,6 +50,15 @@ def test_hybrid_retriever_is_a_langchain_retriever():
 
     assert issubclass(HybridRetriever, BaseRetriever)
     assert HybridRetriever(collection="docs", k=5).k == 5
+
+
+def test_hybrid_vector_store_is_a_langchain_vector_store_exported_lazily():
+    from langchain_core.vectorstores import VectorStore
+
+    from retriever import HybridVectorStore
+
+    assert issubclass(HybridVectorStore, VectorStore)
+    assert "HybridVectorStore" not in vars(retriever)  # imported on first use, as HybridRetriever is
 
 
 def test_every_error_derives_from_the_one_base():

@@ -87,9 +87,9 @@ def test_the_ingest_synopsis_shows_the_chunking_defaults():
 
 
 def test_a_documented_example_score_is_one_the_defaults_can_give():
-    # the top hit of both legs scores w_vector + w_text under linear fusion (each leg's best
-    # normalises to 1), w_vector/(rrf_k + 1) + w_text/(rrf_k + 1) under rrf
+    # the top hit of both legs scores w_vector + w_text under either linear fusion (each leg's
+    # best normalises to 1), w_vector/(rrf_k + 1) + w_text/(rrf_k + 1) under rrf
     defaults = SearchParams()
-    top = sum(defaults.weights) / (1 if defaults.fusion == "linear" else defaults.rrf_k + 1)
+    top = sum(defaults.weights) / (defaults.rrf_k + 1 if defaults.fusion == "rrf" else 1)
     shown = re.search(r'"score": ([0-9.]+), "vector_rank": 1, "text_rank": 1', README)
     assert shown is not None and float(shown.group(1)) == pytest.approx(top, abs=5e-4)

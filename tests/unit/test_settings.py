@@ -111,3 +111,24 @@ def test_the_filter_size_limit_is_documented_with_how_values_count_and_its_ceili
     doc = Settings.describe()["MAX_FILTER_VALUES"]
     assert "$in" in doc and str(HARD_MAX_VALUES) in doc
     assert Settings().max_filter_values <= HARD_MAX_VALUES
+
+
+def test_query_batching_and_the_query_cache_are_on_by_default_and_read_from_the_environment():
+    defaults = Settings()
+    assert (defaults.query_batch_window_ms, defaults.query_batch_max, defaults.query_cache_size) == (0.0, 32, 1000)
+    settings = Settings.from_env({"QUERY_BATCH_WINDOW_MS": "2.5", "QUERY_BATCH_MAX": "1", "QUERY_CACHE_SIZE": "0"})
+    assert (settings.query_batch_window_ms, settings.query_batch_max, settings.query_cache_size) == (2.5, 1, 0)
+
+
+@pytest.mark.parametrize(
+    ("var", "raw"),
+    [
+        ("QUERY_BATCH_WINDOW_MS", "-1"),
+        ("QUERY_BATCH_WINDOW_MS", "51"),
+        ("QUERY_BATCH_MAX", "0"),
+        ("QUERY_CACHE_SIZE", "-5"),
+    ],
+)
+def test_query_batching_settings_out_of_range_are_a_configuration_error_naming_the_variable(var, raw):
+    with pytest.raises(ConfigurationError, match=var):
+        Settings.from_env({var: raw})

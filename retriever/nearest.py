@@ -1,0 +1,81 @@
+"""Nearest chunks by cosine distance, with the distances and (for MMR) the stored vectors.
+
+The vector store's `similarity_search*` and `max_marginal_relevance_search*` need what
+the fused query does not give: each chunk's cosine distance to the query (the fused score
+is normalised or rank-based) and its embedding. `nearest_steps` holds the decisions, as
+`retriever.search.search_steps` does, for the same sync and async drivers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from psycopg import sql
+
+from retriever.filters import compile_filter
+from retriever.query import REGISTRY, session_settings
+from retriever.results import SearchParams
+from retriever.search import Step, StepResult
+from retriever.settings import Settings
+from retriever.store.collections import check_embeddings
+from retriever.store.tables import Collection, validate_name
+
+__all__ = ["Neighbour", "nearest_steps"]
+
+_NEAREST = """
+SELECT c.document_id, c.content, c.metadata, c.embedding <=> %(embedding)s AS distance, {vectors}
+FROM {chunks} c
+WHERE {filter}
+ORDER BY c.embedding <=> %(embedding)s, c.id COLLATE "C"
+LIMIT {k}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbour:
+    """A chunk near the query: its document's id, content, metadata, cosine distance (0 to 2), and vector."""
+
+    document_id: str
+    content: str
+    metadata: dict[str, Any]
+    distance: float
+    embedding: np.ndarray | None
+
+
+def nearest_steps(
+    settings: Settings,
+    collection_name: str,
+    embedding: np.ndarray,
+    *,
+    k: int,
+    filter: Mapping[str, Any] | None = None,
+    model_name: str | None = None,
+    with_vectors: bool = False,
+) -> Generator[Step, StepResult, list[Neighbour]]:
+    """The `k` chunks nearest to `embedding` (HNSW, cosine) among those `filter` matches, nearest first.
+
+    A collection that does not exist (yet) has no neighbours. `model_name` names the model
+    that embedded the query (None: a caller's vector, whose size alone is checked). Raises
+    `LimitExceeded` for `k` over MAX_K or MAX_CANDIDATES, `InvalidFilter`, `EmbeddingMismatch`.
+    """
+    validate_name(collection_name)
+    params = SearchParams(k=min(k, settings.max_k), mode="vector", filter=filter, candidates=k).validate(settings)
+    found = (yield Step([(REGISTRY, {"name": collection_name})])).rows
+    if not found:
+        return []
+    *row, iterative_scan = found[0]
+    collection = Collection(*row)
+    check_embeddings(collection, model_name or collection.embedding_model, len(embedding))
+    condition, values = compile_filter(filter, sql.Identifier("c"))
+    statement = sql.SQL(_NEAREST).format(
+        chunks=collection.table(),
+        filter=condition,
+        k=sql.Literal(k),
+        vectors=sql.SQL("c.embedding" if with_vectors else "NULL"),
+    )
+    setup = session_settings(params, settings, iterative_scan=bool(iterative_scan))
+    rows = (yield Step([setup, (statement, {**values, "embedding": embedding})], atomic=True)).rows
+    return [Neighbour(*row[:4], None if row[4] is None else np.asarray(row[4], dtype=np.float32)) for row in rows]

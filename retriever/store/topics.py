@@ -1,0 +1,165 @@
+"""A collection's topics in the database: the chunk vectors read, the topics and assignments written.
+
+`hybrid_rag.topics` holds one row per topic (number, label, distinctive terms, size,
+centroid, and the metadata key its chunks carry the number under); each chunk's topic is
+the integer at that key of its metadata, so a search filters by topic like by any other
+field (`{"topic": 3}`) and the GIN index serves it. New chunks are given the nearest
+topic when they are written (`assign_topics`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from retriever.store.bm25 import idf_sql
+from retriever.store.tables import Collection
+
+__all__ = ["StoredTopic", "assign_topics", "chunk_vectors", "distinctive_terms", "key_in_use", "save_topics", "topics"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTopic:
+    """One topic: its number, label, most distinctive terms (best first) and chunks."""
+
+    topic: int
+    label: str
+    terms: list[str]
+    size: int
+
+
+def chunk_vectors(conn: psycopg.Connection, collection: Collection) -> tuple[np.ndarray, np.ndarray]:
+    """Every chunk's key (shape (n,), int64) and embedding (shape (n, dimensions), float32), in key order."""
+    rows = conn.execute(sql.SQL("SELECT key, embedding FROM {} ORDER BY key").format(collection.table())).fetchall()
+    keys = np.array([key for key, _ in rows], dtype=np.int64)
+    vectors = np.array([vector for _, vector in rows], dtype=np.float32).reshape(len(rows), collection.dimensions)
+    return keys, vectors
+
+
+def key_in_use(conn: psycopg.Connection, collection: Collection, key: str) -> bool:
+    """Whether some chunk's own metadata (not an earlier topics run's) holds `key`."""
+    ours = conn.execute(
+        "SELECT EXISTS (SELECT FROM hybrid_rag.topics WHERE collection = %s AND metadata_key = %s)",
+        (collection.name, key),
+    ).fetchone()
+    if ours and ours[0]:
+        return False
+    found = conn.execute(
+        sql.SQL("SELECT EXISTS (SELECT FROM {} WHERE metadata ? %s)").format(collection.table()), (key,)
+    )
+    row = found.fetchone()
+    return bool(row and row[0])
+
+
+_DISTINCTIVE = """
+WITH assigned AS (
+    SELECT a.topic, c.tsv
+    FROM {chunks} c JOIN unnest(%(keys)s::bigint[], %(topics)s::integer[]) AS a(key, topic) ON a.key = c.key
+), frequencies AS (
+    SELECT a.topic, u.lexeme AS term, sum(cardinality(u.positions))::float8 AS tf
+    FROM assigned a CROSS JOIN LATERAL unnest(a.tsv) AS u
+    GROUP BY a.topic, u.lexeme
+), scored AS (
+    SELECT f.topic, f.term,
+           row_number() OVER (PARTITION BY f.topic ORDER BY f.tf * {idf} DESC, f.term) AS place
+    FROM frequencies f
+    JOIN {terms} d ON d.term = f.term
+    CROSS JOIN (SELECT chunk_count::float8 AS n FROM hybrid_rag.collections WHERE name = %(name)s) s
+    WHERE d.df > 0 AND length(f.term) > 1 AND f.term !~ '^[0-9.,]+$'  -- no initials or numbers in labels
+)
+SELECT topic, array_agg(term ORDER BY place) FROM scored WHERE place <= %(terms)s GROUP BY topic
+"""
+
+
+def distinctive_terms(
+    conn: psycopg.Connection, collection: Collection, keys: np.ndarray, topics: np.ndarray, *, terms: int = 10
+) -> dict[int, list[str]]:
+    """Per topic, its `terms` most distinctive lexemes, best first (single letters and numbers left out).
+
+    A lexeme's weight in a topic is its frequency in the topic's chunks times its BM25 idf in
+    the collection (`retriever.store.bm25.idf`): frequent in the topic, rare elsewhere.
+    """
+    statement = sql.SQL(_DISTINCTIVE).format(
+        chunks=collection.table(), terms=collection.table("terms"), idf=idf_sql("s.n", "d.df::float8")
+    )
+    rows = conn.execute(
+        statement, {"keys": keys.tolist(), "topics": topics.tolist(), "name": collection.name, "terms": terms}
+    ).fetchall()
+    return {int(topic): list(found) for topic, found in rows}
+
+
+def save_topics(
+    conn: psycopg.Connection,
+    collection: Collection,
+    found: Sequence[StoredTopic],
+    centroids: np.ndarray,
+    keys: np.ndarray,
+    topics: np.ndarray,
+    *,
+    key: str,
+) -> None:
+    """Replace the collection's topics and write each chunk's topic number into its metadata under `key`.
+
+    In one transaction: searches see the old topics or the new ones, never a mix. Keys of
+    chunks written since they were read are given the nearest new topic as well.
+    """
+    with conn.transaction(), conn.cursor() as cur:
+        previous = cur.execute(
+            "DELETE FROM hybrid_rag.topics WHERE collection = %s RETURNING metadata_key", (collection.name,)
+        ).fetchall()
+        for (old_key,) in set(previous) - {(key,)}:
+            cur.execute(
+                sql.SQL("UPDATE {} SET metadata = metadata - %s WHERE metadata ? %s").format(collection.table()),
+                (old_key, old_key),
+            )
+        cur.executemany(
+            "INSERT INTO hybrid_rag.topics (collection, topic, label, terms, size, centroid, metadata_key) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [
+                (collection.name, item.topic, item.label, item.terms, item.size, centroids[item.topic], key)
+                for item in found
+            ],
+        )
+        cur.execute(
+            sql.SQL(
+                "UPDATE {chunks} c SET metadata = c.metadata || jsonb_build_object(%(key)s::text, a.topic) "
+                "FROM unnest(%(keys)s::bigint[], %(topics)s::integer[]) AS a(key, topic) WHERE c.key = a.key"
+            ).format(chunks=collection.table()),
+            {"key": key, "keys": keys.tolist(), "topics": topics.tolist()},
+        )
+        cur.execute(assign_topics(collection, sql.SQL("NOT (c.metadata ? {})").format(sql.Literal(key))))
+
+
+def assign_topics(collection: Collection, chunks: sql.Composable) -> sql.Composed:
+    """The statement that gives the chunks matching `chunks` (a condition on `c`) the topic whose centroid
+    is nearest by cosine distance; it changes nothing in a collection without topics."""
+    return sql.SQL(
+        """
+        UPDATE {table} c
+        SET metadata = c.metadata || (
+            SELECT jsonb_build_object(t.metadata_key, t.topic) FROM hybrid_rag.topics t
+            WHERE t.collection = {name} ORDER BY t.centroid <=> c.embedding LIMIT 1
+        )
+        WHERE EXISTS (SELECT FROM hybrid_rag.topics WHERE collection = {name}) AND {chunks}
+        """
+    ).format(table=collection.table(), name=sql.Literal(collection.name), chunks=chunks)
+
+
+def topics(conn: psycopg.Connection, collection: Collection) -> tuple[str | None, list[StoredTopic]]:
+    """The collection's metadata key for topics (None without topics) and its topics by number, sizes as now."""
+    rows = conn.execute(
+        sql.SQL(
+            """
+            SELECT t.metadata_key, t.topic, t.label, t.terms,
+                   (SELECT count(*) FROM {chunks} c WHERE c.metadata -> t.metadata_key = to_jsonb(t.topic))::integer
+            FROM hybrid_rag.topics t WHERE t.collection = %s ORDER BY t.topic
+            """
+        ).format(chunks=collection.table()),
+        (collection.name,),
+    ).fetchall()
+    key = rows[0][0] if rows else None
+    return key, [StoredTopic(topic, label, list(terms), size) for _, topic, label, terms, size in rows]
