@@ -59,7 +59,8 @@ def nearest_steps(
 
     A collection that does not exist (yet) has no neighbours. `model_name` names the model
     that embedded the query (None: a caller's vector, whose size alone is checked). Raises
-    `LimitExceeded` for `k` over MAX_K or MAX_CANDIDATES, `InvalidFilter`, `EmbeddingMismatch`.
+    `LimitExceeded` for `k` over MAX_CANDIDATES (an MMR's `fetch_k` may exceed MAX_K), `InvalidFilter`,
+    `EmbeddingMismatch`.
     """
     validate_name(collection_name)
     params = SearchParams(k=min(k, settings.max_k), mode="vector", filter=filter, candidates=k).validate(settings)

@@ -139,8 +139,10 @@ def _fuse(model: Any) -> tuple[Any, dict[str, int]]:
 
     A pattern it does not recognise stays as traced (correct, only slower); `_check` runs on the result.
     """
-    from onnxscript.rewriter.ort_fusions import optimize_for_ort
-
+    try:
+        from onnxscript.rewriter.ort_fusions import optimize_for_ort
+    except ImportError:  # an onnxscript older than the extra asks for
+        raise missing_extra() from None
     return optimize_for_ort(model)
 
 

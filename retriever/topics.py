@@ -22,6 +22,7 @@ import psycopg
 
 from ingest import text_problem
 from retriever.errors import ConfigurationError, InputError
+from retriever.filters import DOCUMENT_ID
 from retriever.store import topics as stored
 from retriever.store.collections import get_collection
 
@@ -93,6 +94,8 @@ def label_topics(terms: dict[int, list[str]], k: int) -> dict[int, str]:
 def _check_key(key: str) -> str:
     if not isinstance(key, str) or not key or len(key) > _MAX_KEY_CHARS or key.startswith("$"):
         raise InputError(f"the topic's metadata key must be 1-{_MAX_KEY_CHARS} characters, not starting with $")
+    if key == DOCUMENT_ID:
+        raise InputError(f"{DOCUMENT_ID!r} names the chunk's document in filters: choose another key")
     if problem := text_problem(key, "the topic's metadata key"):
         raise InputError(problem)
     return key
@@ -111,6 +114,8 @@ class CollectionTopics:
         range, a key the documents' own metadata uses), `ConfigurationError` (no scikit-learn).
         """
         _check_key(key)
+        if not 0 <= seed < 2**32:
+            raise InputError(f"the seed must be between 0 and 2**32 - 1, not {seed}")
         with self.connection() as conn:
             found = get_collection(conn, collection)
             if stored.key_in_use(conn, found, key):
@@ -118,7 +123,9 @@ class CollectionTopics:
                     f"chunks of {collection!r} already have metadata {key!r} of their own: choose another key"
                 )
             keys, vectors = stored.chunk_vectors(conn, found)
-            assigned, centroids = cluster(vectors, k, seed=seed)
+        assigned, centroids = cluster(vectors, k, seed=seed)  # no connection held through the CPU's work
+        with self.connection() as conn:
+            found = get_collection(conn, collection)
             terms = stored.distinctive_terms(conn, found, keys, assigned)
             labels = label_topics(terms, k)
             sizes = np.bincount(assigned, minlength=k)

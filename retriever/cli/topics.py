@@ -17,7 +17,9 @@ __all__ = ["topics_command"]
 @collection_option
 @click.option("--k", "k", type=click.IntRange(min=2), default=10, show_default=True, help="Number of topics.")
 @click.option("--key", default="topic", show_default=True, help="Metadata key each chunk gets its topic number under.")
-@click.option("--seed", default=0, show_default=True, help="Seed of k-means' initialisation.")
+@click.option(
+    "--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True, help="Seed of k-means' initialisation."
+)
 @click.option("--list", "list_only", is_flag=True, help="Show the stored topics, as they are now, without recomputing.")
 @click.option(
     "--chart",

@@ -24,11 +24,13 @@ same name or another one.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psycopg
 from psycopg import sql
@@ -54,6 +56,7 @@ TABLES: dict[str, tuple[str, ...]] = {
 }
 # The collection's topics: rows of the shared `hybrid_rag.topics` table, keyed by the collection's name.
 _TOPICS = ("topic", "label", "terms", "size", "centroid", "metadata_key")
+_TOPICS_COLUMNS = sql.SQL(", ").join(map(sql.Identifier, _TOPICS))
 _TOPICS_OUT = "COPY (SELECT {columns} FROM hybrid_rag.topics WHERE collection = {name} ORDER BY topic) TO STDOUT"
 _TOPICS_IN = """
 CREATE TEMPORARY TABLE restored_topics (
@@ -86,6 +89,25 @@ def backup_collection(conn: psycopg.Connection, name: str, path: str | Path) -> 
     complete it with `maintain` first), `InputError` when `path` cannot be written.
     """
     target = Path(path)
+    try:  # written beside the target and moved over it once whole: a failed backup leaves the last one intact
+        partial = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False)
+    except OSError as error:
+        raise InputError(f"cannot write the backup {str(target)!r}: {error.strerror or error}") from None
+    try:
+        with partial:
+            rows = _write_archive(conn, name, partial)
+            partial.flush()
+            os.fsync(partial.fileno())
+        os.replace(partial.name, target)
+    except OSError as error:
+        raise InputError(f"cannot write the backup {str(target)!r}: {error.strerror or error}") from None
+    finally:
+        Path(partial.name).unlink(missing_ok=True)
+    return BackupReport(name, rows, str(target))
+
+
+def _write_archive(conn: psycopg.Connection, name: str, file: IO[bytes]) -> dict[str, int]:
+    """The collection's tables and manifest into `file`, from one snapshot; returns each table's rows."""
     rows: dict[str, int] = {}
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -94,11 +116,7 @@ def backup_collection(conn: psycopg.Connection, name: str, path: str | Path) -> 
             raise CollectionIncomplete(
                 f"collection {name!r} has an unfinished first load: run `hybrid-rag maintain -c {name}` first"
             )
-        try:
-            archive = zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True)
-        except OSError as error:
-            raise InputError(f"cannot write the backup {str(target)!r}: {error.strerror or error}") from None
-        with archive:
+        with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
             for table, statement in _copies_out(collection):
                 with archive.open(f"{table}.tsv", "w", force_zip64=True) as member, cur.copy(statement) as copy:
                     lines = 0
@@ -107,7 +125,7 @@ def backup_collection(conn: psycopg.Connection, name: str, path: str | Path) -> 
                         lines += bytes(data).count(b"\n")
                 rows[table] = lines  # COPY text escapes newlines inside values: one line per row
             archive.writestr("manifest.json", json.dumps(_manifest(collection, rows), indent=2))
-    return BackupReport(name, rows, str(target))
+    return rows
 
 
 def _copies_out(collection: Collection) -> list[tuple[str, sql.Composed]]:
@@ -116,9 +134,7 @@ def _copies_out(collection: Collection) -> list[tuple[str, sql.Composed]]:
         (table, sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT").format(_columns(table), _table(collection, table)))
         for table in TABLES
     ]
-    topics = sql.SQL(_TOPICS_OUT).format(
-        columns=sql.SQL(", ").join(map(sql.Identifier, _TOPICS)), name=sql.Literal(collection.name)
-    )
+    topics = sql.SQL(_TOPICS_OUT).format(columns=_TOPICS_COLUMNS, name=sql.Literal(collection.name))
     return [*copies, ("topics", topics)]
 
 
@@ -153,10 +169,26 @@ def read_manifest(archive: zipfile.ZipFile, source: str) -> dict[str, Any]:
     if manifest.get("version") != _VERSION:
         raise InputError(f"{source!r} is a version {manifest.get('version')!r} backup; this release reads {_VERSION}")
     for table, columns in TABLES.items():
-        if manifest.get("tables", {}).get(table, {}).get("columns") != list(columns) or f"{table}.tsv" not in set(
-            archive.namelist()
-        ):
+        described = manifest.get("tables")
+        described = described.get(table) if isinstance(described, dict) else None
+        if not isinstance(described, dict) or described.get("columns") != list(columns):
             raise InputError(f"{source!r} is damaged: its {table!r} table is missing or has other columns")
+        if f"{table}.tsv" not in archive.namelist():
+            raise InputError(f"{source!r} is damaged: {table}.tsv is missing")
+    try:
+        recorded = manifest["collection"]
+        manifest["collection"] = {
+            "name": str(recorded["name"]),
+            "embedding_model": str(recorded["embedding_model"]),
+            "dimensions": int(recorded["dimensions"]),
+            "language": str(recorded["language"]),
+            "accent_insensitive": bool(recorded["accent_insensitive"]),
+            "chunk_count": int(recorded["chunk_count"]),
+            "total_length": int(recorded["total_length"]),
+            "created_at": datetime.fromisoformat(recorded["created_at"]),
+        }
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"{source!r} is damaged: its manifest does not describe a collection") from None
     return manifest
 
 
@@ -180,14 +212,16 @@ def restore_collection(conn: psycopg.Connection, path: str | Path, name: str | N
         recorded = manifest["collection"]
         target = validate_name(name or recorded["name"])
         with conn.transaction():
+            # the lock create_collection takes, taken first: two restores to one name find it taken, one after the other
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('hybrid_rag.collection:' || %s))", (target,))
             _refuse_existing(conn, target)
             collection = create_collection(
                 conn,
                 target,
                 embedding_model=recorded["embedding_model"],
-                dimensions=int(recorded["dimensions"]),
+                dimensions=recorded["dimensions"],
                 language=recorded["language"],
-                accent_insensitive=bool(recorded["accent_insensitive"]),
+                accent_insensitive=recorded["accent_insensitive"],
             )
             rows = {table: _copy_in(conn, collection, table, archive) for table in TABLES}
             if "topics.tsv" in archive.namelist():
@@ -220,7 +254,7 @@ def _copy_in(conn: psycopg.Connection, collection: Collection, table: str, archi
 
 def _topics_in(conn: psycopg.Connection, collection: Collection, archive: zipfile.ZipFile) -> int:
     """The backed-up topics, as the restored collection's."""
-    columns = sql.SQL(", ").join(map(sql.Identifier, _TOPICS))
+    columns = _TOPICS_COLUMNS
     with archive.open("topics.tsv") as member, conn.cursor() as cur:
         cur.execute(_TOPICS_IN)
         with cur.copy(sql.SQL("COPY restored_topics ({}) FROM STDIN").format(columns)) as copy:
@@ -241,9 +275,9 @@ def _restore_statistics(conn: psycopg.Connection, collection: Collection, record
         "UPDATE hybrid_rag.collections SET chunk_count = %(n)s, total_length = %(length)s, created_at = %(created)s "
         "WHERE name = %(name)s",
         {
-            "n": int(recorded["chunk_count"]),
-            "length": int(recorded["total_length"]),
-            "created": datetime.fromisoformat(recorded["created_at"]),
+            "n": recorded["chunk_count"],
+            "length": recorded["total_length"],
+            "created": recorded["created_at"],
             "name": collection.name,
         },
     )

@@ -17,7 +17,7 @@ import psycopg
 from psycopg import sql
 
 from retriever.store.bm25 import idf_sql
-from retriever.store.tables import Collection
+from retriever.store.tables import WRITE_LOCK, Collection
 
 __all__ = ["StoredTopic", "assign_topics", "chunk_vectors", "distinctive_terms", "key_in_use", "save_topics", "topics"]
 
@@ -104,10 +104,11 @@ def save_topics(
 ) -> None:
     """Replace the collection's topics and write each chunk's topic number into its metadata under `key`.
 
-    In one transaction: searches see the old topics or the new ones, never a mix. Keys of
-    chunks written since they were read are given the nearest new topic as well.
+    In one transaction under the collection's write lock: searches see the old topics or the
+    new ones, never a mix, and chunks written since `keys` were read get the nearest new topic.
     """
     with conn.transaction(), conn.cursor() as cur:
+        cur.execute(WRITE_LOCK, {"collection": collection.name})
         previous = cur.execute(
             "DELETE FROM hybrid_rag.topics WHERE collection = %s RETURNING metadata_key", (collection.name,)
         ).fetchall()
@@ -131,22 +132,28 @@ def save_topics(
             ).format(chunks=collection.table()),
             {"key": key, "keys": keys.tolist(), "topics": topics.tolist()},
         )
-        cur.execute(assign_topics(collection, sql.SQL("NOT (c.metadata ? {})").format(sql.Literal(key))))
+        written_since = sql.SQL("c.key <> ALL(%(keys)s::bigint[])")
+        cur.execute(assign_topics(collection, written_since, overwrite=True), {"keys": keys.tolist()})
 
 
-def assign_topics(collection: Collection, chunks: sql.Composable) -> sql.Composed:
+def assign_topics(collection: Collection, chunks: sql.Composable, *, overwrite: bool = False) -> sql.Composed:
     """The statement that gives the chunks matching `chunks` (a condition on `c`) the topic whose centroid
-    is nearest by cosine distance; it changes nothing in a collection without topics."""
+    is nearest by cosine distance; it changes nothing in a collection without topics.
+
+    Unless `overwrite`, a chunk whose own metadata holds the topics' key keeps its value.
+    """
+    own = sql.SQL("" if overwrite else " AND NOT (c.metadata ? t.metadata_key)")
     return sql.SQL(
         """
         UPDATE {table} c
         SET metadata = c.metadata || (
-            SELECT jsonb_build_object(t.metadata_key, t.topic) FROM hybrid_rag.topics t
-            WHERE t.collection = {name} ORDER BY t.centroid <=> c.embedding LIMIT 1
+            SELECT jsonb_build_object(n.metadata_key, n.topic) FROM hybrid_rag.topics n
+            WHERE n.collection = {name} ORDER BY n.centroid <=> c.embedding LIMIT 1
         )
-        WHERE EXISTS (SELECT FROM hybrid_rag.topics WHERE collection = {name}) AND {chunks}
+        FROM (SELECT metadata_key FROM hybrid_rag.topics WHERE collection = {name} LIMIT 1) t
+        WHERE {chunks}{own}
         """
-    ).format(table=collection.table(), name=sql.Literal(collection.name), chunks=chunks)
+    ).format(table=collection.table(), name=sql.Literal(collection.name), chunks=chunks, own=own)
 
 
 def topics(conn: psycopg.Connection, collection: Collection) -> tuple[str | None, list[StoredTopic]]:
@@ -154,12 +161,17 @@ def topics(conn: psycopg.Connection, collection: Collection) -> tuple[str | None
     rows = conn.execute(
         sql.SQL(
             """
-            SELECT t.metadata_key, t.topic, t.label, t.terms,
-                   (SELECT count(*) FROM {chunks} c WHERE c.metadata -> t.metadata_key = to_jsonb(t.topic))::integer
-            FROM hybrid_rag.topics t WHERE t.collection = %s ORDER BY t.topic
+            SELECT t.metadata_key, t.topic, t.label, t.terms, coalesce(n.size, 0)
+            FROM hybrid_rag.topics t
+            LEFT JOIN (
+                SELECT c.metadata -> k.metadata_key AS topic, count(*)::integer AS size
+                FROM {chunks} c, (SELECT metadata_key FROM hybrid_rag.topics WHERE collection = %(name)s LIMIT 1) k
+                GROUP BY 1
+            ) n ON n.topic = to_jsonb(t.topic)
+            WHERE t.collection = %(name)s ORDER BY t.topic
             """
         ).format(chunks=collection.table()),
-        (collection.name,),
+        {"name": collection.name},
     ).fetchall()
     key = rows[0][0] if rows else None
     return key, [StoredTopic(topic, label, list(terms), size) for _, topic, label, terms, size in rows]

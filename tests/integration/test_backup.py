@@ -10,6 +10,7 @@ file, or a name already taken is a one-line error, exit 2.
 from __future__ import annotations
 
 import dataclasses
+import json
 import zipfile
 
 import pytest
@@ -189,3 +190,42 @@ def test_topics_travel_with_a_backup(engine, filled, names, tmp_path):
     assert engine.topics("kb_topics") == dataclasses.replace(found, collection="kb_topics")
     hits = engine.search("kb_topics", "brake cable", SearchParams(k=20, mode="vector", filter={"topic": 1})).hits
     assert hits and {hit.metadata["topic"] for hit in hits} == {1}
+
+
+def test_a_failed_backup_leaves_the_previous_file_whole_and_nothing_beside_it(engine, filled, tmp_path):
+    engine.backup(filled, tmp_path / "kb.zip")
+    before = (tmp_path / "kb.zip").read_bytes()
+
+    with pytest.raises(CollectionNotFound):
+        engine.backup("no_such_collection", tmp_path / "kb.zip")
+    with pytest.raises(InputError, match="cannot write the backup"):
+        engine.backup(filled, tmp_path / "no-such-folder" / "kb.zip")
+
+    assert (tmp_path / "kb.zip").read_bytes() == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["kb.zip"]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda manifest: manifest.pop("collection"),
+        lambda manifest: manifest.update(tables=[]),
+        lambda manifest: manifest["collection"].update(dimensions="many"),
+        lambda manifest: manifest["collection"].update(created_at=None),
+    ],
+    ids=["no collection", "tables not an object", "dimensions not a number", "no creation time"],
+)
+def test_a_damaged_manifest_is_an_input_error(engine, filled, tmp_path, damage):
+    engine.backup(filled, tmp_path / "kb.zip")
+    damaged = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(tmp_path / "kb.zip") as source, zipfile.ZipFile(damaged, "w") as target:
+        for item in source.namelist():
+            if item == "manifest.json":
+                manifest = json.loads(source.read(item))
+                damage(manifest)
+                target.writestr(item, json.dumps(manifest))
+            else:
+                target.writestr(item, source.read(item))
+
+    with pytest.raises(InputError, match="damaged"):
+        engine.restore(damaged, "kb_damaged")

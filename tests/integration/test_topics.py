@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -90,10 +91,44 @@ def test_chunks_ingested_later_get_the_nearest_topic(engine, scifact, settings):
             SearchParams(k=10, mode="text", filter={"document_id": {"$in": ["extra-0", "extra-1", "extra-2"]}}),
         )
         assert len(hits.hits) == 3
-        assert all(isinstance(hit.metadata.get("topic"), int) for hit in hits.hits)
+        assert [hit.metadata.get("topic") for hit in hits.hits] == [
+            nearest_topic(settings, scifact, hit.id) for hit in hits.hits
+        ]
     finally:
         engine.delete_documents(scifact, [document.document_id for document in extra])
     assert Counter(chunk_topics(settings, scifact)) == Counter(before)
+
+
+def nearest_topic(settings, collection: str, chunk_id: str) -> int:
+    """The topic whose stored centroid is nearest (cosine) to the chunk's vector, computed here."""
+    with open_primary(settings) as conn:
+        (vector,) = conn.execute(
+            f'SELECT embedding FROM hybrid_rag."{collection}" WHERE id = %s', (chunk_id,)
+        ).fetchone()
+        centroids = conn.execute("SELECT topic, centroid FROM hybrid_rag.topics WHERE collection = %s", (collection,))
+        rows = centroids.fetchall()
+    vector = np.asarray(vector, dtype=np.float64)
+    distances = {
+        topic: 1 - float(np.dot(vector, c) / (np.linalg.norm(vector) * np.linalg.norm(c))) for topic, c in rows
+    }
+    return min(distances, key=distances.get)
+
+
+def test_a_document_that_carries_the_key_itself_keeps_its_value(engine, scifact, settings):
+    own = SourceDocument("own-topic", "protein expression in tumour cells", None, "t", {"topic": "mine"})
+    engine.ingest(scifact, [own], CHUNKING)
+    try:
+        assert chunk_topics_of(settings, scifact, "own-topic") == ["mine"]
+    finally:
+        engine.delete_documents(scifact, ["own-topic"])
+
+
+def chunk_topics_of(settings, collection: str, document_id: str) -> list[object]:
+    with open_primary(settings) as conn:
+        rows = conn.execute(
+            f'SELECT metadata -> %s FROM hybrid_rag."{collection}" WHERE document_id = %s', ("topic", document_id)
+        ).fetchall()
+    return [value for (value,) in rows]
 
 
 def test_a_rerun_replaces_the_topics(engine, settings, fake_model, collection_name):
@@ -119,6 +154,10 @@ def test_a_key_the_documents_use_themselves_is_refused(engine, collection_name):
         engine.find_topics(collection_name, 2)
     with pytest.raises(InputError, match="between 2 and"):
         engine.find_topics(collection_name, 5, key="cluster")
+    with pytest.raises(InputError, match="names the chunk's document"):
+        engine.find_topics(collection_name, 2, key="document_id")
+    with pytest.raises(InputError, match="seed"):
+        engine.find_topics(collection_name, 2, key="cluster", seed=-1)
     assert engine.find_topics(collection_name, 2, key="cluster").topics
 
 
