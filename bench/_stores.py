@@ -12,7 +12,6 @@ and an HNSW index (cosine, m 16, ef_construction 64); ours also holds BM25 posti
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,12 +28,12 @@ from bench._data import Corpus, PrecomputedEmbeddings
 from retriever import CollectionNotFound, Engine, Settings
 from retriever.store.batches import BatchWriter
 from retriever.store.collections import create_collection, drop_collection, get_collection
-from retriever.store.writer import PreparedDocument, existing_hashes
+from retriever.store.records import batches
+from retriever.store.writer import existing_hashes
 
 __all__ = [
     "LC_SCHEMA",
     "checkpoint",
-    "document_batches",
     "drop_ours",
     "drop_pgvectorstore",
     "final_state",
@@ -50,20 +49,6 @@ BATCH_CHUNKS = 256  # ingest_documents' default batch
 HNSW_M, HNSW_EF_CONSTRUCTION = 16, 64
 
 
-def document_batches(documents: Sequence[PreparedDocument], size: int) -> Iterator[list[PreparedDocument]]:
-    """Whole documents in batches of at least `size` chunks (the last may hold fewer)."""
-    batch: list[PreparedDocument] = []
-    chunks = 0
-    for document in documents:
-        batch.append(document)
-        chunks += len(document.chunks)
-        if chunks >= size:
-            yield batch
-            batch, chunks = [], 0
-    if batch:
-        yield batch
-
-
 def load_ours(settings: Settings, name: str, corpus: Corpus, vectors: np.ndarray, model_name: str) -> dict[str, float]:
     """Our bulk path into a new collection (the BatchWriter that ingest uses); returns seconds per phase."""
     started = time.perf_counter()
@@ -73,7 +58,7 @@ def load_ours(settings: Settings, name: str, corpus: Corpus, vectors: np.ndarray
             Engine(settings).connection, collection, hnsw_m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION
         ) as writer:
             offset = 0
-            for batch in document_batches(corpus.documents, BATCH_CHUNKS):
+            for batch in batches(corpus.documents, BATCH_CHUNKS):
                 stored = existing_hashes(reader, collection, [document.document_id for document in batch])
                 count = sum(len(document.chunks) for document in batch)
                 writer.submit(batch, vectors[offset : offset + count], replacing=bool(stored))

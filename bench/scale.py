@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from bench._data import Corpus, load_benchmark
 from bench._scale_report import scale_table
-from bench._stores import BATCH_CHUNKS, HNSW_EF_CONSTRUCTION, HNSW_M, document_batches, drop_ours
+from bench._stores import BATCH_CHUNKS, HNSW_EF_CONSTRUCTION, HNSW_M, drop_ours
 from bench._synthetic import ExactNeighbours, K, SyntheticCorpus, synthetic_documents
 from eval import chunks_to_documents, score_run
 from retriever import CollectionNotFound, Engine, SearchParams, Settings
@@ -45,6 +45,7 @@ from retriever.embeddings import EmbeddingModel
 from retriever.store.batches import BatchWriter
 from retriever.store.collections import create_collection, get_collection, missing_indexes
 from retriever.store.maintenance import collection_stats
+from retriever.store.records import batches
 from retriever.store.tables import SCHEMA
 
 __all__ = ["SIZES", "run_scale_bench"]
@@ -82,7 +83,7 @@ def _build(
         Engine(settings).connection, collection, hnsw_m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION
     ) as writer:
         offset = 0
-        for batch in document_batches(corpus.documents, BATCH_CHUNKS):
+        for batch in batches(corpus.documents, BATCH_CHUNKS):
             count = sum(len(document.chunks) for document in batch)
             writer.submit(batch, vectors[offset : offset + count], replacing=False)
             offset += count

@@ -116,20 +116,12 @@ def store_retriever(collection: str, k: int = 4) -> HybridStoreRetriever:
     return HybridVectorStore(collection).as_retriever(search_kwargs={"k": k})
 
 
-class TestHybridVectorStoreRetrieverStandard(RetrieversIntegrationTests):
+class TestHybridVectorStoreRetrieverStandard(TestHybridRetrieverStandard):
     """The same suite, unmodified, for `HybridVectorStore(...).as_retriever()` over the same collection."""
 
     @property
     def retriever_constructor(self) -> Any:
         return store_retriever
-
-    @property
-    def retriever_constructor_params(self) -> dict[str, Any]:
-        return {"collection": COLLECTION, "k": 4}
-
-    @property
-    def retriever_query_example(self) -> str:
-        return "how do plants turn sunlight into sugar?"
 
 
 def test_the_stores_retriever_ranks_like_the_hybrid_retriever(retriever):
