@@ -40,7 +40,47 @@ def scale_table(results: dict[str, Any]) -> str:
                 f"vector {point['vector_p50_ms']:.1f} / {point['vector_p95_ms']:.1f}, "
                 f"hybrid {point['hybrid_p50_ms']:.1f} / {point['hybrid_p95_ms']:.1f}"
             )
+        if "indexes" in entry:
+            lines.extend(_index_rows(entry["indexes"]))
     return "\n".join(lines)
+
+
+def _times(figures: dict[str, Any], ratios: dict[str, float], key: str) -> str:
+    """`p50 / p95 (r50× / r95×)` of one mode, ratios to the anchor."""
+    p50, p95 = figures[f"{key}_p50_ms"], figures[f"{key}_p95_ms"]
+    return f"{p50:.1f} / {p95:.1f} ({ratios[f'{key}_p50_ms']:.2f}× / {ratios[f'{key}_p95_ms']:.2f}×)"
+
+
+def _index_rows(variants: dict[str, dict[str, Any]]) -> list[str]:
+    """The vector index variants side by side, ratios to the first (the anchor) in brackets."""
+    anchor = next(iter(variants.values()))
+    lines = [
+        "  vector index variants, same chunks and vectors, at the default ef_search; (×) is the ratio to "
+        + next(iter(variants)),
+        f"  {'variant':<9} {'index':<44} {'index MB':>15} {'build s':>14} {'recall@10':>9}  "
+        f"{'vector p50 / p95 ms':<27}  {'hybrid p50 / p95 ms':<29}",
+    ]
+    for variant, entry in variants.items():
+        ratios = entry["ratios"]
+        flat = {f"{key}_{stat}": mode[stat] for key, mode in entry["modes"].items() for stat in ("p50_ms", "p95_ms")}
+        lines.append(
+            f"  {variant:<9} {entry['label']:<44} "
+            f"{entry['index']['bytes'] / 1e6:>6.1f} ({ratios['index_bytes']:.2f}×) "
+            f"{entry['build_s']:>5.1f} ({ratios['build_s']:.2f}×) {entry['recall@10']:>9.3f}  "
+            f"{_times(flat, ratios, 'vector'):<27}  {_times(flat, ratios, 'hybrid'):<29}"
+        )
+    at = {point["ef_search"]: point for point in anchor["ef_search_sweep"]}
+    for variant, entry in variants.items():
+        for point in entry["ef_search_sweep"]:
+            base = at.get(point["ef_search"])
+            if base is None:
+                continue
+            ratios = {k: point[k] / base[k] for k in point if k.endswith("_ms")}
+            lines.append(
+                f"  {variant:<9} ef_search {point['ef_search']}: recall@10 {point['recall@10']:.3f}; vector "
+                f"{_times(point, ratios, 'vector')}, hybrid {_times(point, ratios, 'hybrid')}"
+            )
+    return lines
 
 
 def write_plot(results: dict[str, Any], path: Path) -> Path:

@@ -29,6 +29,7 @@ from retriever import CollectionNotFound, Engine, Settings
 from retriever.store.batches import BatchWriter
 from retriever.store.collections import create_collection, drop_collection, get_collection
 from retriever.store.records import batches
+from retriever.store.vector_index import VectorIndex
 from retriever.store.writer import existing_hashes
 
 __all__ = [
@@ -53,10 +54,10 @@ def load_ours(settings: Settings, name: str, corpus: Corpus, vectors: np.ndarray
     """Our bulk path into a new collection (the BatchWriter that ingest uses); returns seconds per phase."""
     started = time.perf_counter()
     with Engine(settings).connection() as reader:
-        collection = create_collection(reader, name, embedding_model=model_name, dimensions=int(vectors.shape[1]))
-        with BatchWriter(
-            Engine(settings).connection, collection, hnsw_m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION
-        ) as writer:
+        index = VectorIndex(m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION)  # as PGVectorStore's below
+        dimensions = int(vectors.shape[1])
+        collection = create_collection(reader, name, embedding_model=model_name, dimensions=dimensions, index=index)
+        with BatchWriter(Engine(settings).connection, collection) as writer:
             offset = 0
             for batch in batches(corpus.documents, BATCH_CHUNKS):
                 stored = existing_hashes(reader, collection, [document.document_id for document in batch])

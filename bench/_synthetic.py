@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -12,7 +14,18 @@ from bench._data import Corpus
 from ingest import Chunk, sha256_hex
 from retriever.store.writer import PreparedDocument
 
-__all__ = ["BATCH", "SEED", "ExactNeighbours", "K", "SyntheticCorpus", "synthetic_documents"]
+__all__ = [
+    "BATCH",
+    "SEED",
+    "ExactNeighbours",
+    "K",
+    "SyntheticCorpus",
+    "cached_neighbours",
+    "chunk_ids",
+    "overlap",
+    "recall",
+    "synthetic_documents",
+]
 
 SEED = 20_261_123
 NOISE = 0.3  # noise norm relative to the mixture's norm
@@ -107,3 +120,42 @@ def synthetic_documents(texts: list[str], offset: int) -> list[PreparedDocument]
         chunk = Chunk(f"{document_id}:0", document_id, 0, text, {}, digest)
         documents.append(PreparedDocument(document_id, digest, [chunk]))
     return documents
+
+
+def chunk_ids(corpus: Corpus, size: int) -> list[str]:
+    """The ids of a collection of `size` chunks, in load order: the real chunks, then `syn-<i>:0`."""
+    real = [chunk.id for chunk in corpus.chunks]
+    return real + [f"syn-{i}:0" for i in range(len(real), size)]
+
+
+def cached_neighbours(
+    path: Path,
+    queries: list[tuple[str, str, np.ndarray]],
+    vectors: np.ndarray,
+    synthetic: SyntheticCorpus,
+    ids: list[str],
+) -> dict[str, list[str]]:
+    """The exact top 10 of each query cached at `path`, or recomputed from the real and synthetic vectors."""
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    nearest = ExactNeighbours(queries)
+    nearest.add(vectors, 0)
+    offset = len(vectors)
+    for _texts, batch in synthetic.batches(len(ids) - len(vectors)):
+        nearest.add(batch, offset)
+        offset += len(batch)
+    exact = nearest.ids(ids)
+    path.write_text(json.dumps(exact), encoding="utf-8")
+    return exact
+
+
+def recall(found: dict[str, list[str]], exact: dict[str, list[str]]) -> float:
+    """Recall@10 of an approximate vector search (query id → ids) against the exact top 10, in [0, 1]."""
+    return float(np.mean([len(set(exact[qid]) & set(found[qid][:K])) / K for qid in exact]))
+
+
+def overlap(found: dict[str, list[str]], exact: dict[str, list[str]]) -> float:
+    """Mean share of the exact top 10 that was found (queries with no exact results count as 1)."""
+    return float(
+        np.mean([len(set(found[q][:K]) & set(exact[q][:K])) / len(exact[q][:K]) if exact[q] else 1.0 for q in exact])
+    )

@@ -123,6 +123,16 @@ def _ef_values(_ctx: click.Context, _param: click.Parameter, value: str) -> tupl
     return values
 
 
+def _indexes(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
+    from bench._scale_build import ANCHOR, INDEX_VARIANTS
+
+    chosen = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    unknown = [name for name in chosen if name not in INDEX_VARIANTS]
+    if unknown:
+        raise click.BadParameter(f"unknown index variant {unknown[0]!r}: use some of {', '.join(INDEX_VARIANTS)}")
+    return (ANCHOR, *(name for name in chosen if name != ANCHOR))  # the anchor is always measured
+
+
 @bench.command("scale")
 @dataset_argument
 @click.option(
@@ -140,6 +150,15 @@ def _ef_values(_ctx: click.Context, _param: click.Parameter, value: str) -> tupl
     callback=_ef_values,
     help="HNSW ef_search values at which recall@10 and vector and hybrid latency are measured per size.",
 )
+@click.option(
+    "--indexes",
+    default="default",
+    show_default=True,
+    callback=_indexes,
+    help="Vector index variants to compare per size, each in a collection of its own built from the same "
+    "chunks and vectors: default (HNSW m 16, ef_construction 64, vector), halfvec, hnsw-m32 "
+    "(m 32, ef_construction 128), ivfflat (lists rows/1000).",
+)
 @json_option
 @out_option
 @database_option
@@ -152,6 +171,7 @@ def scale_command(
     drop: bool,
     plot: Path | None,
     ef_values: tuple[int, ...],
+    indexes: tuple[str, ...],
     as_json: bool,
     out: Path | None,
     database_url: str | None,
@@ -164,9 +184,14 @@ def scale_command(
     (about 7 GB at 1M chunks) and reused unless --fresh. On a 2-core machine the
     three default sizes take about an hour, most of it building 1M.
 
+    --indexes compares vector indexes: per size, one more collection per variant (same
+    chunks, same vectors), each variant's index bytes, build time alone, recall@10 and
+    vector and hybrid p50/p95 beside today's index (default), with their ratios to it.
+
     \b
     Example:
         hybrid-rag bench scale ../shared/datasets/scifact --sizes 10000,100000 --plot docs/scale.png
+        hybrid-rag bench scale ../shared/datasets/scifact --sizes 100000 --indexes default,halfvec,hnsw-m32,ivfflat
     """
     from bench._scale_report import scale_table, write_plot
     from bench.scale import run_scale_bench
@@ -182,6 +207,7 @@ def scale_command(
             fresh=fresh,
             keep=not drop,
             ef_values=ef_values,
+            indexes=indexes,
         )
     except DatasetError as exc:
         raise CliError(str(exc)) from None

@@ -45,7 +45,7 @@ from bench._stores import (
 from eval import chunks_to_documents, score_run
 from retriever import CollectionNotFound, Engine, SearchParams, Settings
 from retriever.embeddings import EmbeddingModel
-from retriever.store.collections import get_collection
+from retriever.store.collections import get_collection, missing_indexes
 from retriever.store.database import primary_dsn
 
 __all__ = ["query_table", "run_query_bench"]
@@ -80,11 +80,8 @@ def _ours_ready(settings: Settings, name: str, rows: int) -> bool:
             collection = get_collection(conn, name)
         except CollectionNotFound:
             return False
-        indexes = conn.execute(
-            "SELECT count(*) FROM pg_indexes WHERE schemaname = 'hybrid_rag' AND indexname = ANY(%s)",
-            ([f"{name}_embedding_hnsw", f"{name}_tsv_gin"],),
-        ).fetchone()[0]  # type: ignore[index]
-    return collection.chunk_count == rows and indexes == 2
+        missing = missing_indexes(conn, collection)
+    return collection.chunk_count == rows and not missing
 
 
 def _pgvectorstore_ready(settings: Settings, table: str, rows: int) -> bool:

@@ -19,13 +19,19 @@ ingest`'s own path, embeddings precomputed), table and index sizes, nDCG@10 and 
 database time of each mode over the test queries, HNSW recall@10 against exact search
 (numpy, all vectors), and the bounded BM25 leg against exact BM25 over the same
 collection (`SearchParams.exact_text`), alone and inside the hybrid.
+
+With `indexes` beyond the anchor (today's index, `default`: HNSW m 16, ef_construction 64 on
+`vector`), every size also gets one collection per index variant, loaded from the same chunks
+and vectors: the vector index's bytes, its build time alone (dropped and rebuilt once the
+collection is loaded, nothing beside it), recall@10 against the same exact top 10, and the
+vector and hybrid modes' p50/p95 (and the ef_search sweep, for HNSW), each with its ratio to
+the anchor measured in the same run.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,20 +41,27 @@ import numpy as np
 import psycopg
 from tqdm import tqdm
 
-from bench._data import Corpus, load_benchmark
+from bench._data import load_benchmark
+from bench._scale_build import (
+    ANCHOR,
+    INDEX_VARIANTS,
+    Source,
+    index_variants,
+    prepare_collection,
+    vector_index_of,
+    vector_index_seconds,
+)
 from bench._scale_report import scale_table
-from bench._stores import BATCH_CHUNKS, HNSW_EF_CONSTRUCTION, HNSW_M, drop_ours
-from bench._synthetic import ExactNeighbours, K, SyntheticCorpus, synthetic_documents
+from bench._stores import drop_ours
+from bench._synthetic import ExactNeighbours, K, SyntheticCorpus, cached_neighbours, chunk_ids, overlap, recall
 from eval import chunks_to_documents, score_run
-from retriever import CollectionNotFound, Engine, SearchParams, Settings
+from retriever import Engine, SearchParams, Settings
 from retriever.embeddings import EmbeddingModel
-from retriever.store.batches import BatchWriter
-from retriever.store.collections import create_collection, get_collection, missing_indexes
+from retriever.store.collections import get_collection
 from retriever.store.maintenance import collection_stats
-from retriever.store.records import batches
-from retriever.store.tables import SCHEMA
+from retriever.store.vector_index import VectorIndex, default_probes
 
-__all__ = ["SIZES", "run_scale_bench"]
+__all__ = ["ANCHOR", "INDEX_VARIANTS", "SIZES", "index_variants", "run_scale_bench"]
 
 SIZES = (10_000, 100_000, 1_000_000)
 WARMUP = 20
@@ -59,78 +72,6 @@ MODES = {  # key → (label, search parameters)
     "text": ("text (bounded BM25)", SearchParams(k=K, mode="text", collapse=True)),
     "text_exact": ("text, exact BM25 (every posting)", SearchParams(k=K, mode="text", collapse=True, exact_text=True)),
 }
-
-
-def _build(
-    settings: Settings,
-    name: str,
-    size: int,
-    corpus: Corpus,
-    vectors: np.ndarray,
-    synthetic: SyntheticCorpus,
-    model: str,
-    nearest: ExactNeighbours,
-) -> dict[str, float]:
-    """Bulk-load the real chunks then the synthetic ones, folding every vector into `nearest`;
-    returns seconds per phase."""
-    extra = size - len(corpus.texts)
-    nearest.add(vectors, 0)
-    started = time.perf_counter()
-    generate_s = 0.0
-    with Engine(settings).connection() as conn:
-        collection = create_collection(conn, name, embedding_model=model, dimensions=int(vectors.shape[1]))
-    with BatchWriter(
-        Engine(settings).connection, collection, hnsw_m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION
-    ) as writer:
-        offset = 0
-        for batch in batches(corpus.documents, BATCH_CHUNKS):
-            count = sum(len(document.chunks) for document in batch)
-            writer.submit(batch, vectors[offset : offset + count], replacing=False)
-            offset += count
-        with tqdm(total=extra, unit=" chunks", desc=f"loading {size:,}", disable=not sys.stderr.isatty()) as bar:
-            generated = synthetic.batches(extra)
-            while True:
-                tick = time.perf_counter()
-                item = next(generated, None)
-                generate_s += time.perf_counter() - tick
-                if item is None:
-                    break
-                texts, batch_vectors = item
-                nearest.add(batch_vectors, offset)
-                writer.submit(synthetic_documents(texts, offset), batch_vectors, replacing=False)
-                offset += len(texts)
-                bar.update(len(texts))
-        load_s = time.perf_counter() - started
-        phases = writer.finish()
-    total = time.perf_counter() - started
-    return {
-        "total_s": total,  # wall, synthesis included (the writes run beside it, on two connections)
-        "generate_s": generate_s,
-        "load_s": load_s,  # until the last batch was handed over
-        "finish_s": total - load_s,  # the last writes, postings, HNSW and GIN builds, ANALYZE
-        "indexes_s": phases.get("indexes", 0.0),
-        "analyze_s": phases.get("analyze", 0.0),
-    }
-
-
-_HNSW_OPTIONS = """
-SELECT c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = %(schema)s AND c.relname = %(index)s
-"""
-
-
-def _ready(settings: Settings, name: str, size: int) -> bool:
-    """Whether the collection holds `size` chunks and every index, its HNSW built as this benchmark builds it."""
-    try:
-        with Engine(settings).connection() as conn:
-            collection = get_collection(conn, name)
-            if collection.chunk_count != size or missing_indexes(conn, collection):
-                return False
-            index = {"schema": SCHEMA, "index": f"{name}_embedding_hnsw"}
-            options = conn.execute(_HNSW_OPTIONS, index).fetchone()[0]  # type: ignore[index]
-            return sorted(options or []) == sorted([f"m={HNSW_M}", f"ef_construction={HNSW_EF_CONSTRUCTION}"])
-    except CollectionNotFound:
-        return False
 
 
 def _sizes(conn: psycopg.Connection, name: str) -> dict[str, Any]:
@@ -201,7 +142,7 @@ def _ef_sweep(
     for ef in ef_values:
         modes = {key: (MODES[key][0], replace(MODES[key][1], ef_search=ef)) for key in ("vector", "hybrid")}
         measured = _measure(settings, name, queries, qrels, modes)
-        point: dict[str, float] = {"ef_search": ef, "recall@10": _recall(measured["vector"]["top10"], exact)}
+        point: dict[str, float] = {"ef_search": ef, "recall@10": recall(measured["vector"]["top10"], exact)}
         for key, mode in measured.items():
             point[f"{key}_p50_ms"] = mode["p50_ms"]
             point[f"{key}_p95_ms"] = mode["p95_ms"]
@@ -209,42 +150,71 @@ def _ef_sweep(
     return sweep
 
 
-def _overlap(found: dict[str, list[str]], exact: dict[str, list[str]]) -> float:
-    """Mean share of the exact top 10 that was found (queries with no exact results count as 1)."""
-    return float(
-        np.mean([len(set(found[q][:K]) & set(exact[q][:K])) / len(exact[q][:K]) if exact[q] else 1.0 for q in exact])
-    )
-
-
-def _recall(found: dict[str, list[str]], exact: dict[str, list[str]]) -> float:
-    """Recall@10 of the HNSW leg against exact cosine search over every vector."""
-    return float(np.mean([len(set(exact[qid]) & set(found[qid][:K])) / K for qid in exact]))
-
-
-def _exact_neighbours(
-    path: Path,
+def _compare(
+    settings: Settings,
+    variants: dict[str, tuple[str, VectorIndex, float]],
     queries: list[tuple[str, str, np.ndarray]],
-    vectors: np.ndarray,
-    synthetic: SyntheticCorpus,
-    ids: list[str],
-) -> dict[str, list[str]]:
-    """The cached exact neighbours of a collection built earlier, or recomputed from its vectors."""
-    if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))
-    nearest = ExactNeighbours(queries)
-    nearest.add(vectors, 0)
-    offset = len(vectors)
-    for _texts, batch in synthetic.batches(len(ids) - len(vectors)):
-        nearest.add(batch, offset)
-        offset += len(batch)
-    exact = nearest.ids(ids)
-    path.write_text(json.dumps(exact), encoding="utf-8")
-    return exact
+    qrels: dict[str, dict[str, int]],
+    exact: dict[str, list[str]],
+    ef_values: tuple[int, ...],
+) -> dict[str, dict[str, Any]]:
+    """Per variant (its collection, index, build seconds), one after another: its vector index as the
+    catalogue has it, recall@10, vector and hybrid nDCG@10 and p50/p95 (and, for HNSW, the ef_search
+    sweep), with ratios to the anchor's (index bytes, build seconds, p50 and p95 of each mode)."""
+    compared: dict[str, dict[str, Any]] = {}
+    for variant, (name, index, build_s) in variants.items():
+        click.echo(f"comparing {variant}: {index.label} ({name})", err=True)
+        with Engine(settings).connection() as conn:
+            catalogued = vector_index_of(conn, name)
+            rows = get_collection(conn, name).chunk_count
+        settings_ = index.to_json()
+        if index.kind == "ivfflat":  # the probes a search that names none reads, named
+            settings_["probes"] = default_probes(index.lists, rows, MODES["vector"][1].candidates)
+        probes = settings_.get("probes")
+        modes = {key: (MODES[key][0], replace(MODES[key][1], probes=probes)) for key in ("vector", "hybrid")}
+        measured = _measure(settings, name, queries, qrels, modes)
+        compared[variant] = {
+            "collection": name,
+            "label": index.label + (f", probes {probes}" if probes else ""),
+            "settings": settings_,
+            "index": catalogued,
+            "build_s": build_s,
+            "recall@10": recall(measured["vector"]["top10"], exact),
+            "modes": {key: {k: v for k, v in m.items() if k != "top10"} for key, m in measured.items()},
+            "ef_search_sweep": _ef_sweep(settings, name, queries, qrels, exact, ef_values)
+            if index.kind == "hnsw"
+            else [],
+        }
+    anchor = compared[ANCHOR]
+    for entry in compared.values():
+        ratios = {"index_bytes": entry["index"]["bytes"] / anchor["index"]["bytes"]}
+        ratios["build_s"] = entry["build_s"] / anchor["build_s"]
+        for key, mode in entry["modes"].items():
+            for stat in ("p50_ms", "p95_ms"):
+                ratios[f"{key}_{stat}"] = mode[stat] / anchor["modes"][key][stat]
+        entry["ratios"] = ratios
+    return compared
 
 
-def _ids(corpus: Corpus, size: int) -> list[str]:
-    real = [chunk.id for chunk in corpus.chunks]
-    return real + [f"syn-{i}:0" for i in range(len(real), size)]
+def _variants(
+    settings: Settings,
+    name: str,
+    size: int,
+    loaded: Source,
+    indexes: tuple[str, ...],
+    anchor: dict[str, Any],
+    fresh: bool,
+) -> dict[str, tuple[str, VectorIndex, float]]:
+    """The anchor (collection `name`, built already) and each variant in `indexes`, built beside it
+    as `<name>_<variant>`: variant → (collection, index, its build seconds alone)."""
+    chosen = {}
+    for variant, index in index_variants(size).items():
+        if variant != ANCHOR and variant not in indexes:
+            continue
+        own = name if variant == ANCHOR else f"{name}_{variant.replace('-', '_')}"
+        build = anchor if variant == ANCHOR else prepare_collection(settings, own, size, loaded, index, fresh)[0]
+        chosen[variant] = (own, index, vector_index_seconds(settings, own, build))
+    return chosen
 
 
 def run_scale_bench(
@@ -257,35 +227,29 @@ def run_scale_bench(
     fresh: bool = False,
     keep: bool = True,
     ef_values: tuple[int, ...] = (),
+    indexes: tuple[str, ...] = (ANCHOR,),
 ) -> dict[str, Any]:
-    """Build (or reuse) one collection per size, measure it; returns JSON-ready results."""
+    """Build (or reuse) one collection per size, and one per index variant in `indexes` beyond the
+    anchor (names in `INDEX_VARIANTS`), measure them; returns JSON-ready results."""
     loaded = load_benchmark(settings, dataset_dir, model, split)
     dataset, corpus, vectors, queries = loaded.dataset, loaded.corpus, loaded.vectors, loaded.queries
     synthetic = SyntheticCorpus.of(corpus, vectors)
+    source = (corpus, vectors, synthetic, model.name)
     results: dict[str, Any] = {"dataset": str(dataset_dir), "split": split, "queries": len(queries), "sizes": []}
     for size in sizes:
         if size < len(corpus.texts):
             raise click.ClickException(f"size {size} is below the real corpus ({len(corpus.texts)} chunks)")
         name = f"bench_scale_{size}"
-        sidecar = settings.data_home / "cache" / f"{name}.json"
-        neighbours = sidecar.with_name(f"{name}.nearest-{split}.json")  # exact top 10 of each query
-        ids = _ids(corpus, size)
-        if fresh or not _ready(settings, name, size) or not sidecar.is_file():
-            drop_ours(settings, name)
-            for stale in sidecar.parent.glob(f"{name}.nearest-*.json"):  # other splits', of the old vectors
-                stale.unlink()
-            real = len(corpus.texts)
-            click.echo(f"building {name}: {real} real + {size - real} synthetic chunks", err=True)
-            nearest = ExactNeighbours(queries)
-            build = _build(settings, name, size, corpus, vectors, synthetic, model.name, nearest)
-            sidecar.parent.mkdir(parents=True, exist_ok=True)
-            sidecar.write_text(json.dumps(build), encoding="utf-8")
+        neighbours = settings.data_home / "cache" / f"{name}.nearest-{split}.json"  # exact top 10 of each query
+        ids = chunk_ids(corpus, size)
+        nearest = ExactNeighbours(queries)
+        build, built = prepare_collection(settings, name, size, source, VectorIndex(), fresh, nearest)
+        if built:
             exact = nearest.ids(ids)
             neighbours.write_text(json.dumps(exact), encoding="utf-8")
         else:
-            click.echo(f"reusing {name} (built earlier; --fresh rebuilds)", err=True)
-            build = json.loads(sidecar.read_text(encoding="utf-8"))
-            exact = _exact_neighbours(neighbours, queries, vectors, synthetic, ids)
+            exact = cached_neighbours(neighbours, queries, vectors, synthetic, ids)
+        variants = _variants(settings, name, size, source, indexes, build, fresh) if len(indexes) > 1 else {}
         click.echo(f"querying {name}", err=True)
         with Engine(settings).connection() as conn:
             conn.execute("VACUUM (ANALYZE) hybrid_rag.collections")
@@ -296,10 +260,10 @@ def run_scale_bench(
             "build": build,
             **sizes_,
             "modes": {key: {k: v for k, v in m.items() if k != "top10"} for key, m in measured.items()},
-            "hnsw_recall@10": _recall(measured["vector"]["top10"], exact),
+            "hnsw_recall@10": recall(measured["vector"]["top10"], exact),
             "ef_search_sweep": _ef_sweep(settings, name, queries, dataset.qrels, exact, ef_values),
-            "text_top10_overlap_with_exact": _overlap(measured["text"]["top10"], measured["text_exact"]["top10"]),
-            "hybrid_top10_overlap_with_exact_text": _overlap(
+            "text_top10_overlap_with_exact": overlap(measured["text"]["top10"], measured["text_exact"]["top10"]),
+            "hybrid_top10_overlap_with_exact_text": overlap(
                 measured["hybrid"]["top10"], measured["hybrid_exact_text"]["top10"]
             ),
         }
@@ -307,8 +271,11 @@ def run_scale_bench(
         entry["hybrid_ndcg@10_minus_exact_text"] = (
             entry["modes"]["hybrid"]["ndcg@10"] - entry["modes"]["hybrid_exact_text"]["ndcg@10"]
         )
+        if variants:
+            entry["indexes"] = _compare(settings, variants, queries, dataset.qrels, exact, ef_values)
         results["sizes"].append(entry)
         click.echo(scale_table({**results, "sizes": [entry]}), err=True)
         if not keep:
-            drop_ours(settings, name)
+            for own in [collection for collection, _index, _seconds in variants.values()] or [name]:
+                drop_ours(settings, own)
     return results

@@ -79,6 +79,12 @@ def _topics() -> click.Command:
     return topics_command
 
 
+def _reembed() -> click.Command:
+    from retriever.cli.reembed import reembed_command
+
+    return reembed_command
+
+
 def _serve() -> click.Command:
     from retriever.cli.serve import serve_command
 
@@ -109,6 +115,7 @@ COMMANDS: dict[str, Callable[[], click.Command]] = {
     "backup": _backup,
     "restore": _restore,
     "topics": _topics,
+    "reembed": _reembed,
     "serve": _serve,
     "eval": _eval,
     "bench": _bench,

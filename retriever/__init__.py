@@ -2,8 +2,8 @@
 
 The public surface: `Engine` (every operation: ingest, search, list, get and delete
 documents, drop, maintain, backup and restore, topics), `HybridRetriever` and
-`HybridVectorStore` (LangChain), `Settings`, `EmbeddingModel`,
-`SearchParams`, `SearchResult`, `Hit`, `IngestReport`, the stored documents' `DocumentPage`,
+`HybridVectorStore` (LangChain), `Settings`, `EmbeddingModel`, `VectorIndex` (a collection's
+vector index), `SearchParams`, `SearchResult`, `Hit`, `IngestReport`, the stored documents' `DocumentPage`,
 `DocumentInfo`, `StoredDocument` and `StoredChunk`, `rrf_fuse`, `validate_name`, and the
 error hierarchy. Everything else is internal.
 """
@@ -32,6 +32,7 @@ from retriever.settings import Settings, get_settings
 from retriever.store.documents import DocumentInfo, DocumentPage, StoredChunk, StoredDocument
 from retriever.store.pipeline import IngestReport
 from retriever.store.tables import validate_name
+from retriever.store.vector_index import VectorIndex
 
 __all__ = [
     "CollectionIncomplete",
@@ -61,6 +62,7 @@ __all__ = [
     "Settings",
     "StoredChunk",
     "StoredDocument",
+    "VectorIndex",
     "get_settings",
     "rrf_fuse",
     "validate_name",

@@ -9,6 +9,7 @@ store the same model name, `local:all-MiniLM-L6-v2`, so a collection built with 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import threading
@@ -24,7 +25,7 @@ from retriever.onnx_embeddings import OnnxEmbeddings
 from retriever.settings import Settings
 from retriever.torch_embeddings import SentenceTransformerEmbeddings
 
-__all__ = ["EmbeddingModel", "LocalEmbeddings", "get_embedding_model"]
+__all__ = ["EmbeddingModel", "LocalEmbeddings", "get_embedding_model", "model_named"]
 
 LOCAL_MODEL = "local:all-MiniLM-L6-v2"
 # What `EMBEDDINGS=local` runs: ONNX Runtime gives sentence-transformers' vectors at least as fast on ingest
@@ -119,3 +120,21 @@ def get_embedding_model(settings: Settings) -> EmbeddingModel:
         settings.openai_check_ctx_length,
         settings.data_home,
     )
+
+
+def model_named(name: str, settings: Settings) -> EmbeddingModel | None:
+    """The model a collection's registry names, if this configuration can make it, else None.
+
+    The configured model; the packaged model (on the configured local backend, else the
+    default one); an `openai:<model>` when an OpenAI key or base URL is configured. Searches
+    use it to embed a query for a collection re-embedded by another process.
+    """
+    configured = get_embedding_model(settings)
+    if name == configured.name:
+        return configured
+    if name == LOCAL_MODEL:
+        return get_embedding_model(dataclasses.replace(settings, embeddings="local"))
+    has_openai = settings.openai_api_key or settings.openai_base_url or os.environ.get("OPENAI_API_KEY")
+    if name.startswith("openai:") and has_openai:
+        return get_embedding_model(dataclasses.replace(settings, embeddings=name))
+    return None

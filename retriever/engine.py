@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.to_thread
-import numpy as np
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
@@ -29,8 +27,8 @@ from retriever.embeddings import EmbeddingModel, get_embedding_model
 from retriever.errors import CollectionNotFound
 from retriever.lifecycle import DocumentLifecycle
 from retriever.query_embedder import QueryEmbedder
-from retriever.results import SearchParams, SearchResult
-from retriever.search import Steps, run_steps, run_steps_async, search_steps, validate_query
+from retriever.reembed import CollectionReembedding
+from retriever.searching import Searching
 from retriever.settings import Settings, get_settings
 from retriever.store import documents as lifecycle
 from retriever.store.collections import check_embeddings, create_collection, get_collection, list_collections
@@ -38,12 +36,13 @@ from retriever.store.database import configure_async, connect, read_dsns
 from retriever.store.maintenance import CollectionStats, maintain_collection
 from retriever.store.pipeline import IngestReport, ingest_documents
 from retriever.store.tables import Collection
+from retriever.store.vector_index import VectorIndex
 from retriever.topics import CollectionTopics
 
 __all__ = ["Engine", "map_errors"]  # map_errors: the boundary every operation runs inside
 
 
-class Engine(DocumentLifecycle, CollectionBackups, CollectionTopics):
+class Engine(Searching, DocumentLifecycle, CollectionBackups, CollectionTopics, CollectionReembedding):
     """Everything a search or an ingest needs, owned once: settings, model, connections.
 
     Without pools every operation opens its own connection (the CLI, scripts). `pool` /
@@ -66,6 +65,8 @@ class Engine(DocumentLifecycle, CollectionBackups, CollectionTopics):
         self._pools: ApiPools | None = None  # while serving
         self._turn = itertools.count()
         self.query_embedder = QueryEmbedder.from_settings(self.settings)  # cached; batched when async
+        self.models: dict[str, EmbeddingModel] = {}  # by name: models this engine re-embedded with
+        self._collection_models: dict[str, EmbeddingModel] = {}  # collections whose queries another model embeds
 
     @property
     def model(self) -> EmbeddingModel:
@@ -119,100 +120,33 @@ class Engine(DocumentLifecycle, CollectionBackups, CollectionTopics):
                 await configure_async(conn)
                 yield conn
 
-    # -- search -----------------------------------------------------------------------
-
-    def _prepare(
-        self, query: str | None, params: SearchParams, like: str | None, embedding: np.ndarray | None
-    ) -> tuple[str, EmbeddingModel | None]:
-        """Every check that needs no database, and the model that must embed the query (loaded now,
-        outside `took_ms`), if any: none for `like`, a text search or a caller's vector."""
-        params.validate(self.settings)
-        if like is not None:
-            return "", None
-        text = validate_query(query, self.settings)
-        return text, self.model.load() if params.needs_vector and embedding is None else None
-
-    def _steps(
-        self, collection: str, query: str, params: SearchParams, like: str | None, embedding: Any, model: Any
-    ) -> Steps:
-        # a caller's vector has no model to compare: only its size is checked
-        model_name = model.name if model is not None else None
-        return search_steps(
-            self.settings, collection, params, query=query, like=like, embedding=embedding, model_name=model_name
-        )
-
-    def search(
-        self,
-        collection: str,
-        query: str | None,
-        params: SearchParams | None = None,
-        *,
-        like: str | None = None,
-        embedding: np.ndarray | None = None,
-        conn: psycopg.Connection | None = None,
-    ) -> SearchResult:
-        """Rank a collection's chunks for `query` (or, with `like=DOCUMENT_ID`, for a stored document).
-
-        `embedding` skips embedding the query; `conn` runs on a connection the caller holds.
-        `took_ms` is end to end (embedding included), `extra["db_ms"]` the statement alone.
-        Raises `InputError`s (`EmbeddingMismatch` among them), `NotFound`s, `CollectionIncomplete`,
-        `DatabaseUnavailable` (retry later), `DatabaseFault` (an operator must act).
-        """
-        params = params or SearchParams()
-        with map_errors():
-            text, model = self._prepare(query, params, like, embedding)
-            start = time.perf_counter()
-            if model is not None:
-                embedding = self.query_embedder.embed(model, text)
-            with contextlib.nullcontext(conn) if conn is not None else self.reader() as held:
-                searched = run_steps(held, self._steps(collection, text, params, like, embedding, model))
-        return SearchResult(searched.hits, (time.perf_counter() - start) * 1000, {"db_ms": searched.db_ms})
-
-    async def asearch(
-        self,
-        collection: str,
-        query: str | None,
-        params: SearchParams | None = None,
-        *,
-        like: str | None = None,
-        embedding: np.ndarray | None = None,
-    ) -> SearchResult:
-        """Async `search`: the query is embedded, with concurrent ones, BEFORE a connection is taken.
-
-        Embedding is the slow, CPU-bound part: done while holding a pooled connection, a burst of
-        searches would keep every connection waiting for the CPU.
-        """
-        params = params or SearchParams()
-        with map_errors():
-            text, model = self._prepare(query, params, like, embedding)
-            start = time.perf_counter()
-            if model is not None:
-                slots = self._pools.embed_slots if self._pools else None
-                embedding = await self.query_embedder.aembed(model, text, slots)
-            async with self.areader() as held:
-                searched = await run_steps_async(held, self._steps(collection, text, params, like, embedding, model))
-        return SearchResult(searched.hits, (time.perf_counter() - start) * 1000, {"db_ms": searched.db_ms})
-
     # -- writes -----------------------------------------------------------------------
 
     def _collection_for(
-        self, conn: psycopg.Connection, name: str, language: str | None = None, accent_insensitive: bool = False
+        self,
+        conn: psycopg.Connection,
+        name: str,
+        language: str | None = None,
+        accent_insensitive: bool = False,
+        index: VectorIndex | None = None,
     ) -> Collection:
-        """The collection, created on first use with the model's identity and dimensions (and `language`)."""
+        """The collection, created on first use with the model's identity and dimensions (and `language`, `index`)."""
+        model = self.query_model(name)  # the configured one, unless this engine re-embedded the collection
         try:
             collection = get_collection(conn, name)
         except CollectionNotFound:  # only a new collection needs the model's dimensions (may load it)
             collection = None
-        if collection is None or language is not None or accent_insensitive:  # an existing one: checks they match
+        if collection is None or language is not None or accent_insensitive or index is not None:  # checks they match
             return create_collection(
                 conn,
                 name,
-                embedding_model=self.model.name,
-                dimensions=self.model.dimensions,
+                embedding_model=model.name,
+                dimensions=model.dimensions,
                 language=language,
                 accent_insensitive=accent_insensitive,
+                index=index,
             )
-        check_embeddings(collection, self.model.name)
+        check_embeddings(collection, model.name)
         return collection
 
     def ingest(
@@ -227,24 +161,25 @@ class Engine(DocumentLifecycle, CollectionBackups, CollectionTopics):
         compact: bool = True,
         language: str | None = None,
         accent_insensitive: bool = False,
+        index: VectorIndex | None = None,
     ) -> IngestReport:
         """Chunk, embed and write documents into a collection (created on first use).
 
         Unchanged documents cost neither model nor writes; a changed one is replaced
         atomically; one that cannot be stored is skipped (`report.skipped`, `on_skip`).
-        `language` (a text search configuration) and `accent_insensitive` apply when the
-        collection is created; given for an existing one, they must match it (`InputError`).
+        `language` (a text search configuration), `accent_insensitive` and `index` (the vector index) apply
+        when the collection is created; given for an existing one, they must match it (`InputError`).
         `progress` shows documents done against `total`; `compact=False` leaves a rebuild of
         the posting blocks to `maintain`.
         """
         with map_errors():
             with self.connection() as conn:
-                target = self._collection_for(conn, collection, language, accent_insensitive)
+                target = self._collection_for(conn, collection, language, accent_insensitive, index)
             chunking = chunking or ChunkingConfig()
             return ingest_documents(
                 self.connection,
                 target,
-                self.model,
+                self.query_model(collection),
                 documents,
                 chunking,
                 progress=progress,
@@ -264,6 +199,7 @@ class Engine(DocumentLifecycle, CollectionBackups, CollectionTopics):
         prune: bool = False,
         language: str | None = None,
         accent_insensitive: bool = False,
+        index: VectorIndex | None = None,
     ) -> IngestReport:
         """Ingest files and folders; unreadable inputs are reported through `on_skip` and skipped.
 
@@ -279,16 +215,8 @@ class Engine(DocumentLifecycle, CollectionBackups, CollectionTopics):
         with map_errors():  # a missing path is the caller's mistake
             documents = read.track(iter_documents(paths, skip))
             total = count_documents(paths) if progress else None
-        report = self.ingest(
-            collection,
-            documents,
-            chunking,
-            on_skip=skip,
-            progress=progress,
-            total=total,
-            language=language,
-            accent_insensitive=accent_insensitive,
-        )
+        created = {"language": language, "accent_insensitive": accent_insensitive, "index": index}
+        report = self.ingest(collection, documents, chunking, on_skip=skip, progress=progress, total=total, **created)
         report.skipped = read.skipped  # the files' and the documents' alike
         report.pruned_documents = self._on(collection, read.prune) if prune else None
         return report
@@ -298,7 +226,7 @@ class Engine(DocumentLifecycle, CollectionBackups, CollectionTopics):
     ) -> tuple[list[SourceDocument], IngestReport]:
         """Ingest records (`id`, `text`, `title`, `metadata`) with the default chunking; returns them as documents.
 
-        `options`: `ingest`'s keywords (`compact`, `language`, `accent_insensitive`)."""
+        `options`: `ingest`'s keywords (`compact`, `language`, `accent_insensitive`, `index`)."""
         with map_errors():
             documents = list(iter_records(records, source))
         return documents, self.ingest(collection, documents, **options)

@@ -12,6 +12,7 @@
     ├── CollectionIncomplete       its derived state (postings, statistics) is unfinished: HTTP 409
     ├── ConfigurationError         settings that cannot work (missing extra, bad EMBEDDINGS)
     ├── DatabaseUnavailable        cannot connect, connection lost, statement or lock timeout: HTTP 503, retry
+    │   └── EmbeddingsReplaced     a re-embed swapped the collection's vectors during the search
     └── DatabaseFault              the database answered with an error only an operator can fix: HTTP 500
         └── DatabaseDiskFull       its disk is full: HTTP 507
 
@@ -31,6 +32,7 @@ __all__ = [
     "DatabaseUnavailable",
     "DocumentNotFound",
     "EmbeddingMismatch",
+    "EmbeddingsReplaced",
     "HybridRagError",
     "InputError",
     "InvalidFilter",
@@ -102,6 +104,14 @@ class DatabaseUnavailable(HybridRagError):
         self.summary = summary
 
 
+class EmbeddingsReplaced(DatabaseUnavailable):
+    """A re-embed made other vectors the collection's between a search's model check and its statement.
+
+    The engine retries such a search with the collection's new model; this reaches a caller
+    only when the vectors were replaced again and again meanwhile.
+    """
+
+
 class DatabaseFault(HybridRagError):
     """The database answered with an error that retrying will not fix until an operator acts.
 
@@ -133,6 +143,8 @@ _SQLSTATES: dict[str, tuple[type[HybridRagError], str, str]] = {
     "57014": (DatabaseUnavailable, "the database did not answer in time", ""),  # query_canceled
     "55P03": (DatabaseUnavailable, "the database did not grant a lock in time", ""),  # lock_not_available
     "40": (DatabaseUnavailable, "the database aborted the transaction over a conflict with another one", ""),
+    # raised by hybrid_rag.expect_embeddings (migration m007): the collection was re-embedded meanwhile
+    "HR001": (EmbeddingsReplaced, "the collection's embeddings were replaced during the search", ""),
     # a collection dropped between reading the registry and reading its tables
     "42P01": (CollectionNotFound, "the collection was dropped meanwhile", ""),  # undefined_table
     # the caller's input

@@ -55,6 +55,7 @@ class HybridRetriever(BaseRetriever):
     rrf_k: int = DEFAULTS["rrf_k"]
     weights: tuple[float, float] = DEFAULTS["weights"]
     collapse: bool = False
+    probes: int | None = None  # IVFFlat lists read (None: √lists, more for deep `candidates`)
     settings: Settings | None = Field(default=None, exclude=True)
     pool: ConnectionPool | None = Field(default=None, exclude=True)
     async_pool: AsyncConnectionPool | None = Field(default=None, exclude=True)
@@ -72,7 +73,7 @@ class HybridRetriever(BaseRetriever):
             raise TypeError(f"unknown search arguments: {', '.join(sorted(unknown))}")
         defaults = {
             name: getattr(self, name)
-            for name in ("k", "mode", "filter", "candidates", "fusion", "rrf_k", "weights", "collapse")
+            for name in ("k", "mode", "filter", "candidates", "fusion", "rrf_k", "weights", "collapse", "probes")
         }
         return SearchParams(**{**defaults, **overrides})
 

@@ -23,6 +23,7 @@ class DocumentLifecycle:
 
     settings: Settings
     connection: Callable[[], contextlib.AbstractContextManager[psycopg.Connection]]
+    _collection_models: dict[str, Any]
 
     def _on(self, collection: str, operation: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`operation(conn, collection, ...)` on a primary connection; `CollectionNotFound` when there is none."""
@@ -55,3 +56,6 @@ class DocumentLifecycle:
         """Delete the collection with all its documents and tables; `CollectionNotFound` when absent."""
         with self.connection() as conn:
             drop_locked(conn, collection)
+        self._collection_models.pop(
+            collection, None
+        )  # a collection made anew under this name takes the configured model

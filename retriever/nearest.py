@@ -18,7 +18,7 @@ from psycopg import sql
 from retriever.filters import compile_filter
 from retriever.query import REGISTRY, session_settings
 from retriever.results import SearchParams
-from retriever.search import Step, StepResult
+from retriever.search import Step, StepResult, expect_embeddings
 from retriever.settings import Settings
 from retriever.store.collections import check_embeddings
 from retriever.store.tables import Collection, validate_name
@@ -26,10 +26,10 @@ from retriever.store.tables import Collection, validate_name
 __all__ = ["Neighbour", "nearest_steps"]
 
 _NEAREST = """
-SELECT c.document_id, c.content, c.metadata, c.embedding <=> %(embedding)s AS distance, {vectors}
+SELECT c.document_id, c.content, c.metadata, c.embedding <=> %(embedding)s::{cast} AS distance, {vectors}
 FROM {chunks} c
 WHERE {filter}
-ORDER BY c.embedding <=> %(embedding)s, c.id COLLATE "C"
+ORDER BY c.embedding <=> %(embedding)s::{cast}, c.id COLLATE "C"
 LIMIT {k}
 """
 
@@ -55,7 +55,7 @@ def nearest_steps(
     model_name: str | None = None,
     with_vectors: bool = False,
 ) -> Generator[Step, StepResult, list[Neighbour]]:
-    """The `k` chunks nearest to `embedding` (HNSW, cosine) among those `filter` matches, nearest first.
+    """The `k` chunks nearest to `embedding` (cosine, the collection's vector index) that `filter` matches.
 
     A collection that does not exist (yet) has no neighbours. `model_name` names the model
     that embedded the query (None: a caller's vector, whose size alone is checked). Raises
@@ -75,8 +75,11 @@ def nearest_steps(
         chunks=collection.table(),
         filter=condition,
         k=sql.Literal(k),
-        vectors=sql.SQL("c.embedding" if with_vectors else "NULL"),
+        vectors=sql.SQL("c.embedding::vector" if with_vectors else "NULL"),  # halfvec read back as vector
+        cast=sql.SQL(collection.vector_index.storage),  # the query as the column's type: its index serves
     )
-    setup = session_settings(params, settings, iterative_scan=bool(iterative_scan))
-    rows = (yield Step([setup, (statement, {**values, "embedding": embedding})], atomic=True)).rows
+    setup = session_settings(params, settings, iterative_scan=bool(iterative_scan), collection=collection)
+    # the collection's vectors may not change between the check above and the statement
+    steps = [expect_embeddings(collection), setup, (statement, {**values, "embedding": embedding})]
+    rows = (yield Step(steps, atomic=True)).rows
     return [Neighbour(*row[:4], None if row[4] is None else np.asarray(row[4], dtype=np.float32)) for row in rows]

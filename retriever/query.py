@@ -15,8 +15,9 @@ from retriever.fusion import FUSION_SQL
 from retriever.results import SearchParams
 from retriever.settings import Settings
 from retriever.store.bm25 import idf_sql, query_weight_sql, term_weight_sql
-from retriever.store.collections import REGISTRY_COLUMNS
+from retriever.store.collections import SEARCH_REGISTRY as REGISTRY
 from retriever.store.tables import Collection
+from retriever.store.vector_index import default_probes
 
 __all__ = [
     "LIKE_TERMS",
@@ -163,7 +164,7 @@ vector_leg AS (
            coalesce((max(distance) OVER () - distance) / nullif(max(distance) OVER () - min(distance) OVER (), 0), 1)
              AS norm
     FROM (
-        SELECT c.key, c.embedding <=> %(embedding)s AS distance
+        SELECT c.key, c.embedding <=> %(embedding)s::{cast} AS distance  -- the column's type: its index serves
         FROM {chunks} c
         WHERE {filter} AND c.document_id IS DISTINCT FROM %(exclude_document)s::text
         ORDER BY distance
@@ -222,7 +223,8 @@ def build_search(
     if params.mode in ("hybrid", "vector"):
         if embedding is None:
             raise ValueError("vector and hybrid searches need the query embedding")
-        legs.append(sql.SQL(_VECTOR_LEG).format(chunks=chunks, filter=filter_sql, candidates=candidates))
+        storage = sql.SQL(collection.vector_index.storage)  # `vector` or `halfvec`: the query vector cast to it
+        legs.append(sql.SQL(_VECTOR_LEG).format(chunks=chunks, filter=filter_sql, candidates=candidates, cast=storage))
     else:
         legs.append(sql.SQL(_EMPTY_LEG).format(name=sql.Identifier("vector_leg")))
     if params.mode in ("hybrid", "text"):
@@ -274,39 +276,34 @@ def build_search(
     return statement, values
 
 
-def session_settings(params: SearchParams, settings: Settings, *, iterative_scan: bool) -> tuple[str, dict[str, str]]:
-    """The transaction-local settings of one search (never leaked to the pool)."""
+def session_settings(
+    params: SearchParams, settings: Settings, *, iterative_scan: bool, collection: Collection | None = None
+) -> tuple[str, dict[str, str]]:
+    """The transaction-local settings of one search (never leaked to the pool), for either index kind:
+    `ivfflat.probes` is `params.probes`, else `default_probes` of the `collection` (without one: pgvector's, 1)."""
     # ef_search bounds how many rows an HNSW scan yields: below `candidates` it starves fusion.
     ef_search = min(1000, max(params.ef_search or settings.ef_search, params.candidates))
+    lists, rows = (collection.ivfflat_lists, collection.chunk_count) if collection else (1, 1)
+    probes = params.probes or default_probes(lists, rows, params.candidates)
     statement = (
-        "SELECT set_config('hnsw.ef_search', %(ef_search)s, true), set_config('statement_timeout', %(timeout)s, true)"
+        "SELECT set_config('hnsw.ef_search', %(ef_search)s, true), set_config('ivfflat.probes', %(probes)s, true), "
+        "set_config('statement_timeout', %(timeout)s, true)"
     )
-    values = {"ef_search": str(ef_search), "timeout": str(settings.statement_timeout_ms)}
+    values = {"ef_search": str(ef_search), "probes": str(probes), "timeout": str(settings.statement_timeout_ms)}
     if params.filter:
         # how selective a filter is decides the plan: never reuse a generic one for it
         statement += ", set_config('plan_cache_mode', 'force_custom_plan', true)"
         if iterative_scan:
-            # a selective filter would leave the HNSW scan with fewer than k rows; keep scanning
+            # a selective filter would leave the index scan with fewer than k rows; keep scanning
             statement += ", set_config('hnsw.iterative_scan', 'relaxed_order', true)"
+            statement += ", set_config('ivfflat.iterative_scan', 'relaxed_order', true)"
     return statement, values
 
 
-# The collection's registry row, and whether pgvector can keep scanning HNSW under a
-# filter (`hnsw.iterative_scan`, pgvector ≥ 0.8): one round trip before the search.
-REGISTRY = sql.SQL(
-    """
-SELECT {columns},
-       coalesce((SELECT string_to_array(extversion, '.')::int[] >= '{{0,8}}'
-                 FROM pg_extension WHERE extname = 'vector'), false) AS iterative_scan
-FROM hybrid_rag.collections
-WHERE name = %(name)s
-"""
-).format(columns=REGISTRY_COLUMNS)
-
-# "More like this": the document's mean chunk embedding, and its most distinctive lexemes
-# (tf · idf within the collection) as the text leg's query terms.
+# "More like this": the document's mean chunk embedding (as `vector` whatever the storage), and
+# its most distinctive lexemes (tf · idf within the collection) as the text leg's query terms.
 _LIKE = """
-SELECT (SELECT avg(embedding) FROM {chunks} WHERE document_id = %(document_id)s),
+SELECT (SELECT avg(embedding)::vector FROM {chunks} WHERE document_id = %(document_id)s),
        ARRAY(
            SELECT u.lexeme
            FROM {chunks} c CROSS JOIN unnest(c.tsv) AS u

@@ -10,7 +10,7 @@ from retriever.errors import InputError, LimitExceeded
 from retriever.filters import check_filter
 from retriever.settings import Settings
 
-__all__ = ["DEFAULTS", "FUSIONS", "MODES", "Fusion", "Hit", "Mode", "SearchParams", "SearchResult"]
+__all__ = ["DEFAULTS", "FUSIONS", "MAX_PROBES", "MODES", "Fusion", "Hit", "Mode", "SearchParams", "SearchResult"]
 
 Mode = Literal["hybrid", "vector", "text"]
 MODES: tuple[Mode, ...] = ("hybrid", "vector", "text")
@@ -18,6 +18,7 @@ Fusion = Literal["rrf", "linear", "linear_max"]
 FUSIONS: tuple[Fusion, ...] = ("rrf", "linear", "linear_max")  # `retriever.fusion` defines each
 # Chosen across collections by `hybrid-rag eval --sweep` and `python -m eval.choose` (README
 # "Quality"): SciFact train, and the test splits of Cranfield, MEDLINE and LISA (no train splits).
+MAX_PROBES = 32768  # pgvector's bound of `ivfflat.probes` (a search reads at most the index's lists)
 DEFAULTS: dict[str, Any] = {"candidates": 100, "fusion": "linear_max", "rrf_k": 40, "weights": (1.0, 1.5)}
 
 
@@ -35,6 +36,7 @@ class SearchParams:
     weights: tuple[float, float] = DEFAULTS["weights"]  # (vector, text), for either fusion
     collapse: bool = False  # best chunk per document only
     ef_search: int | None = None
+    probes: int | None = None  # IVFFlat cells read (None: √lists, more for a deep `candidates`); HNSW ignores it
     exact_text: bool = False  # read every posting of every query term (benchmarks' reference)
 
     @property
@@ -57,6 +59,8 @@ class SearchParams:
             raise InputError(f"rrf_k must be ≥ 0, got {self.rrf_k}")
         if len(self.weights) != 2 or any(w < 0 for w in self.weights) or not any(self.weights):
             raise InputError("weights must be two non-negative numbers (vector, text), not both 0")
+        if self.probes is not None and (isinstance(self.probes, bool) or not 1 <= self.probes <= MAX_PROBES):
+            raise InputError(f"probes must be between 1 and {MAX_PROBES}, got {self.probes}")
         check_filter(self.filter, settings.max_filter_values)  # before a query is embedded for nothing
         return self
 

@@ -26,7 +26,17 @@ from retriever.settings import Settings
 from retriever.store.collections import check_embeddings
 from retriever.store.tables import Collection, validate_name
 
-__all__ = ["Searched", "Step", "StepResult", "Steps", "run_steps", "run_steps_async", "search_steps", "validate_query"]
+__all__ = [
+    "Searched",
+    "Step",
+    "StepResult",
+    "Steps",
+    "expect_embeddings",
+    "run_steps",
+    "run_steps_async",
+    "search_steps",
+    "validate_query",
+]
 
 Statement = tuple[sql.Composable | str, Mapping[str, Any]]
 
@@ -59,6 +69,21 @@ class Searched:
 
 
 Steps = Generator[Step, StepResult, Searched]
+
+# First in a search's transaction: the collection still holds the vectors it was checked
+# against, else SQLSTATE HR001 (`EmbeddingsReplaced`). The chunk table is named, so its lock
+# is taken before the statement's snapshot: a re-embed's swap, which holds that table
+# exclusively, then falls wholly before this check or wholly after the search.
+_EXPECT_EMBEDDINGS = """
+SELECT hybrid_rag.expect_embeddings(%(collection)s, %(model)s, %(dimensions)s)
+WHERE NOT EXISTS (SELECT FROM {chunks} WHERE false)
+"""
+
+
+def expect_embeddings(collection: Collection) -> Statement:
+    """The statement that opens a vector search's transaction: see `_EXPECT_EMBEDDINGS`."""
+    values = {"collection": collection.name, "model": collection.embedding_model, "dimensions": collection.dimensions}
+    return sql.SQL(_EXPECT_EMBEDDINGS).format(chunks=collection.table()), values
 
 
 def validate_query(query: str | None, settings: Settings) -> str:
@@ -114,8 +139,9 @@ def search_steps(
             raise ValueError("vector and hybrid searches need the query embedding")
         check_embeddings(collection, model_name or collection.embedding_model, len(embedding))
     statement = build_search(collection, params, query=query, embedding=embedding, terms=terms, exclude_document=like)
-    setup = session_settings(params, settings, iterative_scan=bool(iterative_scan))
-    searched = yield Step([setup, statement], atomic=True)
+    setup = session_settings(params, settings, iterative_scan=bool(iterative_scan), collection=collection)
+    vectors = [expect_embeddings(collection)] if params.needs_vector or like is not None else []
+    searched = yield Step([*vectors, setup, statement], atomic=True)
     return Searched([Hit(*row) for row in searched.rows], searched.ms)
 
 

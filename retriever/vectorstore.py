@@ -29,11 +29,12 @@ from retriever.engine import Engine, map_errors
 from retriever.errors import CollectionNotFound
 from retriever.search import run_steps, run_steps_async
 from retriever.settings import Settings, get_settings
-from retriever.store.collections import check_embeddings, create_collection, ensure_index
+from retriever.store.collections import INDEXES, check_embeddings, create_collection, ensure_index, ensure_indexes
 from retriever.store.database import configure_async, primary_dsn
 from retriever.store.drop import adrop_locked, drop_locked
 from retriever.store.records import batches, changed, prepare_records
 from retriever.store.tables import Collection, validate_name
+from retriever.store.vector_index import VectorIndex
 from retriever.store.writer import (
     PreparedDocument,
     adelete_documents,
@@ -65,7 +66,9 @@ class HybridVectorStore(VectorSearches, VectorStore):
     `Embeddings` is used as is, recorded under `embedding_name` (default: see
     `store_model`), and a collection made by another model, or of another vector size,
     raises `EmbeddingMismatch`. The collection is created on the first write (`language`,
-    `accent_insensitive` apply then); until then it searches as empty.
+    `accent_insensitive` and `index`, a `VectorIndex`, apply then); until then it searches as
+    empty. An IVFFlat index is built at the end of the first write that leaves rows (its
+    cells are k-means over them): after a small first write, `hybrid-rag maintain --reindex`.
 
     Each `Document` written is one document: its `id` (else a new UUID) is the document
     id, its text and metadata are stored as they are, in one chunk (`chunking=` a
@@ -92,6 +95,7 @@ class HybridVectorStore(VectorSearches, VectorStore):
         chunking: ChunkingConfig | bool | None = None,
         language: str | None = None,
         accent_insensitive: bool = False,
+        index: VectorIndex | None = None,
         batch_size: int = 256,
         pool: ConnectionPool | None = None,
         async_pool: AsyncConnectionPool | None = None,
@@ -102,6 +106,7 @@ class HybridVectorStore(VectorSearches, VectorStore):
             self.model = store_model(embedding, self.settings, embedding_name)
             self.chunking = chunking_of(chunking)
         self.language, self.accent_insensitive, self.batch_size = language, accent_insensitive, batch_size
+        self.index = index
         self._engine = Engine(self.settings, model=self.model, pool=pool, async_pool=async_pool)
         self._async_pool = async_pool
         self._dsn: str | None = None
@@ -140,10 +145,17 @@ class HybridVectorStore(VectorSearches, VectorStore):
                 dimensions=dimensions,
                 language=self.language,
                 accent_insensitive=self.accent_insensitive,
+                index=self.index,
             )
-            for kind in ("embedding_hnsw", "tsv_gin"):
+            for kind in INDEXES:  # an IVFFlat waits for rows: see `_index_rows`
                 ensure_index(conn, made, kind)
             return made
+
+    def _index_rows(self, collection: Collection | None) -> None:
+        """Build an IVFFlat index missing (an empty collection has none) now that its first rows are there."""
+        if collection is not None and collection.vector_index.kind == "ivfflat":
+            with self._engine.connection() as conn:
+                ensure_indexes(conn, collection)
 
     # -- writes -----------------------------------------------------------------------
 
@@ -161,6 +173,7 @@ class HybridVectorStore(VectorSearches, VectorStore):
             collection, vectors = self._embed(collection, batch)  # holding no connection
             with self._engine.connection() as conn:
                 write_documents(conn, collection, batch, vectors)
+        self._index_rows(collection)
         return ids
 
     async def aadd_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
@@ -174,6 +187,7 @@ class HybridVectorStore(VectorSearches, VectorStore):
             collection, vectors = await anyio.to_thread.run_sync(self._embed, collection, batch)
             async with self._primary() as conn:
                 await awrite_documents(conn, collection, batch, vectors)
+        await anyio.to_thread.run_sync(self._index_rows, collection)
         return ids
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool:

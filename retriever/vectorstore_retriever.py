@@ -13,7 +13,7 @@ __all__ = ["HybridStoreRetriever"]
 
 class HybridStoreRetriever(VectorStoreRetriever):
     """`search_type` "hybrid" (the default) runs the fused query (`HybridVectorStore.hybrid_search`) with
-    `search_kwargs` `k`, `mode`, `filter`, `weights`, `rrf_k`, `candidates`, `fusion`, `collapse`;
+    `search_kwargs` `k`, `mode`, `filter`, `weights`, `rrf_k`, `candidates`, `fusion`, `collapse`, `probes`;
     "similarity", "mmr" and "similarity_score_threshold" are LangChain's."""
 
     search_type: str = "hybrid"

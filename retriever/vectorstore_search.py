@@ -152,7 +152,7 @@ class VectorSearches:
 
     def hybrid_search(self, query: str, k: int = 4, **params: Any) -> list[Document]:
         """The fused search (vector + BM25, one statement); `params`: `SearchParams`' (mode, filter, weights,
-        rrf_k, candidates, fusion, collapse). A collection not yet written finds nothing."""
+        rrf_k, candidates, fusion, collapse, probes). A collection not yet written finds nothing."""
         search = SearchParams(k=k, **params)
         with contextlib.suppress(CollectionNotFound):
             return [hit_document(hit) for hit in self._engine.search(self.collection, query, search).hits]

@@ -18,6 +18,8 @@ from retriever.cli.options import (
     database_option,
     document_id,
     engine_from,
+    index_options,
+    vector_index_from,
 )
 from retriever.errors import InvalidFilter
 from retriever.results import DEFAULTS, MODES, SearchParams, SearchResult
@@ -45,6 +47,7 @@ SKIPPED_EXIT = 3
     help="Text search configuration of a new collection (german, french, simple, ...)  [default: english]",
 )
 @click.option("--accent-insensitive", is_flag=True, help="A new collection matches cafe and café alike (unaccent).")
+@index_options
 @database_option
 @cli_errors
 def ingest_command(
@@ -55,6 +58,11 @@ def ingest_command(
     prune: bool,
     language: str | None,
     accent_insensitive: bool,
+    index_kind: str | None,
+    storage: str | None,
+    hnsw_m: int | None,
+    ef_construction: int | None,
+    lists: int | None,
     database_url: str | None,
 ) -> None:
     """Ingest files and folders (.txt .md .html .pdf .jsonl .jsonl.gz) into a collection.
@@ -70,6 +78,10 @@ def ingest_command(
         hybrid-rag ingest docs/ --collection docs --prune
         hybrid-rag ingest corpus.jsonl.gz --collection scifact
         hybrid-rag ingest vertraege/ --collection vertraege --language german
+        hybrid-rag ingest big/ --collection big --index ivfflat --lists 1000 --storage halfvec
+
+    A new collection's vector index (--index hnsw with --hnsw-m and --ef-construction, or
+    --index ivfflat with --lists; --storage vector or halfvec) is fixed at creation.
 
     \b
     Exit codes: 0 every input ingested (or unchanged), 3 finished but skipped inputs
@@ -83,6 +95,7 @@ def ingest_command(
         chunking = ChunkingConfig(chunk_size, chunk_overlap)
     except IngestInputError as exc:
         raise CliError(str(exc)) from None
+    index = vector_index_from(index_kind, storage, hnsw_m, ef_construction, lists)
     report = engine_from(database_url).ingest_paths(
         collection,
         list(paths),
@@ -92,6 +105,7 @@ def ingest_command(
         prune=prune,
         language=language,
         accent_insensitive=accent_insensitive,
+        index=index,
     )
     click.echo(report.summary())
     click.echo(report.timing())
@@ -151,6 +165,7 @@ def _table(result: SearchResult) -> str:
     help="Vector,text weights of the fusion.",
 )
 @click.option("--collapse", is_flag=True, help="Best chunk per document only.")
+@click.option("--probes", type=int, help="IVFFlat lists read (default: √lists, more for deep --candidates).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @database_option
 @cli_errors
@@ -166,6 +181,7 @@ def search_command(
     rrf_k: int,
     weights: str,
     collapse: bool,
+    probes: int | None,
     as_json: bool,
     database_url: str | None,
 ) -> None:
@@ -192,6 +208,7 @@ def search_command(
         rrf_k=rrf_k,
         weights=weight_pair,  # type: ignore[arg-type]
         collapse=collapse,
+        probes=probes,
     )
     like = document_id(like) if like is not None else None
     result = engine_from(database_url).search(collection, query, params, like=like)
@@ -214,6 +231,7 @@ def collections_command(as_json: bool, database_url: str | None) -> None:
             "text_config": c.text_config,
             "language": c.language,
             "accent_insensitive": c.accent_insensitive,
+            "vector_index": c.vector_index.to_json(),
             "complete": c.complete,
         }
         for c in found
@@ -224,14 +242,14 @@ def collections_command(as_json: bool, database_url: str | None) -> None:
     if not rows:
         click.echo("no collections yet: hybrid-rag ingest PATH --collection NAME")
     for row, c in zip(rows, found, strict=True):
-        model = f"{row['embedding_model']} ({row['dimensions']}d, {c.language_label})"
+        model = f"{row['embedding_model']} ({row['dimensions']}d, {c.language_label})  {c.vector_index.label}"
         state = "" if row["complete"] else f"  INCOMPLETE (a load did not finish): hybrid-rag maintain -c {row['name']}"
         click.echo(f"{row['name']:<24} {row['chunks']:>9} chunks  {model}{state}")
 
 
 @click.command("maintain")
 @click.option("--collection", "-c", "names", multiple=True, help="Collection(s) to maintain (default: all).")
-@click.option("--reindex", is_flag=True, help="Rebuild the HNSW and GIN indexes and the posting blocks.")
+@click.option("--reindex", is_flag=True, help="Rebuild the vector and GIN indexes and the posting blocks.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @database_option
 @cli_errors
@@ -240,8 +258,10 @@ def maintain_command(names: tuple[str, ...], reindex: bool, as_json: bool, datab
 
     Run it after large deletes: it also rebuilds the BM25 posting blocks once deleted
     chunks are over 10% of those they hold (ingest does so by itself). --reindex after heavy
-    churn (deleted rows degrade an HNSW graph). Sizes tell whether the HNSW index
-    still fits in RAM.
+    churn (deleted rows degrade an HNSW graph) or after an IVFFlat collection grew well
+    past its first load (its lists are k-means cells of the rows there when it was built);
+    it rebuilds with the collection's own index settings. Sizes tell whether the vector
+    index still fits in RAM.
 
     \b
     Example:

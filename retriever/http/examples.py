@@ -139,6 +139,12 @@ COLLECTIONS = [
                     "complete": True,
                     "language": "english",
                     "accent_insensitive": False,
+                    "vector_index": {
+                        "kind": "hnsw",
+                        "storage": "vector",
+                        "m": 16,
+                        "ef_construction": 64,
+                    },
                 }
             ]
         },

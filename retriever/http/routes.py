@@ -14,6 +14,7 @@ from litestar.params import Body, Parameter
 
 from retriever.http import examples
 from retriever.http.auth import Grant, require_key
+from retriever.http.collection_schemas import VectorIndexInfo
 from retriever.http.problems import problem_responses
 from retriever.http.schemas import (
     MAX_PAGE,
@@ -111,6 +112,7 @@ async def add_documents(
         source=f"http:{name}",
         language=data.language,
         accent_insensitive=data.accent_insensitive,
+        index=data.index.index() if data.index else None,
     )
     return IngestSummary.of(documents, report)
 
@@ -231,6 +233,7 @@ async def collections(request: Request[Any, Any, State], engine: EngineDep) -> C
                 c.complete,
                 c.language,
                 c.accent_insensitive,
+                VectorIndexInfo.of(c.vector_index),
             )
             for c in found
             if grant.allows(c.name)

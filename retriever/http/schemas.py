@@ -18,6 +18,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from ingest import SourceDocument
 from retriever.errors import InputError, LimitExceeded
+from retriever.http.collection_schemas import CollectionInfo, CollectionList, VectorIndexIn
 from retriever.results import DEFAULTS, SearchParams, SearchResult
 from retriever.settings import Settings
 from retriever.store.documents import DocumentPage, StoredDocument
@@ -76,6 +77,7 @@ class SearchRequest(Struct, forbid_unknown_fields=True, kw_only=True):
     rrf_k: Annotated[int, Meta(ge=0, le=1_000_000, description="RRF constant (fusion rrf only)")] = DEFAULTS["rrf_k"]
     weights: Weights | None = None
     collapse: bool = False
+    probes: Annotated[int, Meta(ge=1, le=32768, description="IVFFlat lists read (default √lists)")] | None = None
 
     def params(self) -> SearchParams:
         """The service's parameters, after the checks the shape alone cannot express."""
@@ -94,6 +96,7 @@ class SearchRequest(Struct, forbid_unknown_fields=True, kw_only=True):
             rrf_k=self.rrf_k,
             weights=(weights.vector, weights.text),
             collapse=self.collapse,
+            probes=self.probes,
         )
 
     @property
@@ -148,6 +151,7 @@ class AddDocuments(Struct, forbid_unknown_fields=True):
     accent_insensitive: Annotated[
         bool, Meta(description="a new collection matches cafe and café alike (needs the unaccent extension)")
     ] = False
+    index: VectorIndexIn | None = None
 
     def records(self, settings: Settings) -> list[dict[str, Any]]:
         """Checked records (`id`, `text`, `title`, `metadata`), ready for the engine's ingest."""
@@ -251,27 +255,6 @@ class Deleted(Struct):
     deleted: int
 
 
-class CollectionInfo(Struct):
-    """One collection: its size, the embeddings it was built with, and whether its load finished
-    (`complete` false: a first load is running or was interrupted; text search answers 409 until
-    `hybrid-rag maintain` or the next ingest completes it)."""
-
-    name: str
-    chunks: int
-    embedding_model: str
-    dimensions: int
-    text_config: str
-    complete: bool
-    language: str
-    accent_insensitive: bool
-
-
-class CollectionList(Struct):
-    """The collections this key may see, by name."""
-
-    collections: list[CollectionInfo]
-
-
 class Status(Struct):
     """A probe's answer."""
 
@@ -280,7 +263,8 @@ class Status(Struct):
 
 def refine_openapi(schemas: dict[str, Schema], settings: Settings) -> None:
     """Say in the OpenAPI document what the server enforces beyond the types: this server's limits too."""
-    for struct in (SearchRequest, Weights, DocumentIn, AddDocuments, DeleteWhere):  # unknown fields are rejected
+    strict = (SearchRequest, Weights, DocumentIn, AddDocuments, DeleteWhere, VectorIndexIn)
+    for struct in strict:  # unknown fields are rejected
         if struct.__name__ in schemas:
             schemas[struct.__name__].additional_properties = False
     search, add, where = schemas.get("SearchRequest"), schemas.get("AddDocuments"), schemas.get("DeleteWhere")

@@ -2,8 +2,8 @@
 
 The file is a zip archive:
 
-    manifest.json     format, version, the registry row (model, dimensions, language,
-                      BM25's N and Σ lengths, created_at) and each table's columns and rows
+    manifest.json     format, version, the registry row (model, dimensions, language, vector
+                      index, BM25's N and Σ lengths, created_at) and each table's columns and rows
     chunks.tsv        COPY text of the chunk table (without `tsv`, which PostgreSQL
                       recomputes from the content with the collection's configuration)
     documents.tsv     COPY text of each side table
@@ -38,6 +38,7 @@ from psycopg import sql
 from retriever.errors import CollectionIncomplete, CollectionNotFound, InputError
 from retriever.store.collections import create_collection, ensure_indexes, get_collection
 from retriever.store.tables import Collection, validate_name
+from retriever.store.vector_index import VectorIndex
 
 __all__ = ["FORMAT", "TABLES", "BackupReport", "backup_collection", "read_manifest", "restore_collection"]
 
@@ -148,6 +149,7 @@ def _manifest(collection: Collection, rows: dict[str, int]) -> dict[str, Any]:
             "dimensions": collection.dimensions,
             "language": collection.language,
             "accent_insensitive": collection.accent_insensitive,
+            "vector_index": collection.vector_index.to_json(),
             "chunk_count": collection.chunk_count,
             "total_length": collection.total_length,
             "created_at": collection.created_at.isoformat(),
@@ -186,6 +188,8 @@ def read_manifest(archive: zipfile.ZipFile, source: str) -> dict[str, Any]:
             "chunk_count": int(recorded["chunk_count"]),
             "total_length": int(recorded["total_length"]),
             "created_at": datetime.fromisoformat(recorded["created_at"]),
+            # backups made before collections chose their index have the one every collection had then
+            "vector_index": VectorIndex(**recorded.get("vector_index", {})).validate(int(recorded["dimensions"])),
         }
     except (KeyError, TypeError, ValueError):
         raise InputError(f"{source!r} is damaged: its manifest does not describe a collection") from None
@@ -222,6 +226,7 @@ def restore_collection(conn: psycopg.Connection, path: str | Path, name: str | N
                 dimensions=recorded["dimensions"],
                 language=recorded["language"],
                 accent_insensitive=recorded["accent_insensitive"],
+                index=recorded["vector_index"],
             )
             rows = {table: _copy_in(conn, collection, table, archive) for table in TABLES}
             if "topics.tsv" in archive.namelist():

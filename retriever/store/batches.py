@@ -24,7 +24,7 @@ import psycopg
 from psycopg import sql
 
 from retriever.errors import DatabaseUnavailable
-from retriever.store.collections import ensure_index, get_collection, missing_indexes
+from retriever.store.collections import VECTOR, ensure_index, get_collection, missing_indexes
 from retriever.store.postings import REBUILD_TOMBSTONES, begin_bulk, bulk_pending, refresh_postings, stale_share
 from retriever.store.tables import Collection
 from retriever.store.writer import LoadFinished, PreparedDocument, write_documents
@@ -55,15 +55,12 @@ class BatchWriter:
         collection: Collection,
         *,
         workers: int = 2,
-        hnsw_m: int = 16,
-        ef_construction: int = 64,
         compact: bool = True,
     ) -> None:
         self._connect = connect
         self.compact = compact  # rebuild the posting blocks at the end if many chunks were replaced
         self.collection = collection
         self.bulk = collection.chunk_count == 0
-        self._hnsw = {"hnsw_m": hnsw_m, "ef_construction": ef_construction}
         if self.bulk:
             with connect() as conn:
                 self.bulk = begin_bulk(conn, collection)
@@ -163,13 +160,12 @@ class BatchWriter:
             finishing = self.bulk or bulk_pending(first, collection)
             missing = missing_indexes(first, collection)
             rows = collection.chunk_count + self.rows
-            with ThreadPoolExecutor(1, thread_name_prefix="hnsw") as side:
+            with ThreadPoolExecutor(1, thread_name_prefix="vector-index") as side:
                 vector_index = None
-                if "embedding_hnsw" in missing:  # the slowest build runs beside the rest, on a second connection
+                if VECTOR in missing:  # the slowest build runs beside the rest, on a second connection
                     second = side_connection.enter_context(self._connect())
-                    vector_index = side.submit(
-                        ensure_index, second, collection, "embedding_hnsw", rows=rows, **self._hnsw
-                    )
+                    # with the collection's own settings; an IVFFlat's k-means cells over the rows now loaded
+                    vector_index = side.submit(ensure_index, second, collection, VECTOR, rows=rows)
                 if finishing:
                     refreshed = refresh_postings(first, collection)
                 else:

@@ -1,4 +1,4 @@
-"""The registry of collections and each collection's chunk table, with its HNSW and GIN indexes."""
+"""The registry of collections and each collection's chunk table, with its vector (HNSW or IVFFlat) and GIN indexes."""
 
 from __future__ import annotations
 
@@ -10,16 +10,20 @@ from retriever.errors import CollectionNotFound, EmbeddingMismatch, InputError
 from retriever.store.languages import DEFAULT_LANGUAGE, find_language, text_search
 from retriever.store.postings import create_postings
 from retriever.store.tables import SCHEMA, SIDE_TABLES, Collection, validate_name
+from retriever.store.vector_index import VectorIndex, column_type, index_statement
 
 __all__ = [
     "INDEXES",
     "REGISTRY_COLUMNS",
+    "SEARCH_REGISTRY",
+    "VECTOR",
     "check_embeddings",
     "create_collection",
     "drop_collection",
     "ensure_index",
     "ensure_indexes",
     "get_collection",
+    "index_kinds",
     "list_collections",
     "list_collections_async",
     "missing_indexes",
@@ -30,9 +34,21 @@ __all__ = [
 REGISTRY_COLUMNS = sql.SQL(
     """name, embedding_model, dimensions, text_config::text AS text_config, chunk_count, total_length,
        created_at, to_regclass('hybrid_rag.' || quote_ident(name || '_postings_order')) IS NOT NULL AS complete,
-       language, accent_insensitive"""
+       language, accent_insensitive, index_kind, storage, hnsw_m, ef_construction, ivfflat_lists"""
 )
 _SELECT = sql.SQL("SELECT {} FROM hybrid_rag.collections ").format(REGISTRY_COLUMNS)
+
+# The collection's registry row, and whether pgvector can keep scanning its vector index under
+# a filter (`hnsw.iterative_scan`, `ivfflat.iterative_scan`: pgvector ≥ 0.8): one round trip before a search.
+SEARCH_REGISTRY = sql.SQL(
+    """
+SELECT {columns},
+       coalesce((SELECT string_to_array(extversion, '.')::int[] >= '{{0,8}}'
+                 FROM pg_extension WHERE extname = 'vector'), false) AS iterative_scan
+FROM hybrid_rag.collections
+WHERE name = %(name)s
+"""
+).format(columns=REGISTRY_COLUMNS)
 
 
 def get_collection(conn: psycopg.Connection, name: str) -> Collection:
@@ -79,7 +95,7 @@ CREATE TABLE {chunks} (
     content       text NOT NULL,
     metadata      jsonb NOT NULL DEFAULT '{{}}',
     content_hash  text NOT NULL,
-    embedding     vector({dimensions}) NOT NULL,
+    embedding     {column_type} NOT NULL,
     tsv           tsvector GENERATED ALWAYS AS (to_tsvector({config}, content)) STORED
 );
 CREATE INDEX {document_index} ON {chunks} (document_id);
@@ -104,17 +120,22 @@ def create_collection(
     dimensions: int,
     language: str | None = None,
     accent_insensitive: bool = False,
+    index: VectorIndex | None = None,
 ) -> Collection:
     """Get the collection, creating it (registry row and tables) if it does not exist.
 
     `language` is any text search configuration of the server (default `english`; see
     `retriever.store.languages`); `accent_insensitive` makes `cafe` match `café` (needs the
-    unaccent extension). Both are fixed at creation: for an existing collection they are
-    only checked. Raises `InvalidName`, `EmbeddingMismatch`, and `InputError` for an
-    unknown language, a server without unaccent, or a language or accent-insensitivity
-    the existing collection was not created with.
+    unaccent extension); `index` the vector index and the embedding column's storage
+    (default: HNSW m 16, ef_construction 64, `vector`). All are fixed at creation: for an
+    existing collection they are only checked (None: whatever it has). Raises `InvalidName`,
+    `EmbeddingMismatch`, and `InputError` for an unknown language, a server without
+    unaccent, an index pgvector cannot build over `dimensions`, or a language,
+    accent-insensitivity or index the existing collection was not created with.
     """
     validate_name(name)
+    if index is not None:
+        index.validate(dimensions)
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('hybrid_rag.collection:' || %s))", (name,))
         try:
@@ -124,14 +145,29 @@ def create_collection(
         if existing is not None:
             check_embeddings(existing, embedding_model, dimensions)
             _check_language(cur, existing, language, accent_insensitive)
+            _check_index(existing, index)
             return existing
         chosen = text_search(
             cur, DEFAULT_LANGUAGE if language is None else language, accent_insensitive=accent_insensitive
         )
+        index = (index or VectorIndex()).validate(dimensions)
         cur.execute(
             "INSERT INTO hybrid_rag.collections (name, embedding_model, dimensions, text_config, language, "
-            "accent_insensitive) VALUES (%s, %s, %s, %s::regconfig, %s, %s)",
-            (name, embedding_model, dimensions, chosen.config, chosen.language, chosen.accent_insensitive),
+            "accent_insensitive, index_kind, storage, hnsw_m, ef_construction, ivfflat_lists) "
+            "VALUES (%s, %s, %s, %s::regconfig, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                name,
+                embedding_model,
+                dimensions,
+                chosen.config,
+                chosen.language,
+                chosen.accent_insensitive,
+                index.kind,
+                index.storage,
+                index.m,
+                index.ef_construction,
+                index.lists,
+            ),
         )
         created = get_collection(conn, name)
         cur.execute(
@@ -139,7 +175,7 @@ def create_collection(
                 chunks=created.table(),
                 documents=created.table("documents"),
                 tombstones=created.table("tombstones"),
-                dimensions=sql.Literal(int(dimensions)),
+                column_type=column_type(index.storage, dimensions),
                 config=sql.Literal(chosen.config),
                 document_index=created.index("document_id"),
                 metadata_index=created.index("metadata_gin"),
@@ -160,6 +196,15 @@ def _check_language(cur: psycopg.Cursor, existing: Collection, language: str | N
         )
 
 
+def _check_index(existing: Collection, index: VectorIndex | None) -> None:
+    """Refuse to ask an existing collection for another vector index than the one it was created with."""
+    if index is not None and not index.same_as(existing.vector_index):
+        raise InputError(
+            f"collection {existing.name!r} was created with a vector index {existing.vector_index.label}, and a "
+            f"collection's index is fixed at creation: use another collection for {index.label}"
+        )
+
+
 def drop_collection(conn: psycopg.Connection, name: str) -> None:
     """Delete the collection and all its tables."""
     collection = get_collection(conn, name)
@@ -169,63 +214,67 @@ def drop_collection(conn: psycopg.Connection, name: str) -> None:
         cur.execute("DELETE FROM hybrid_rag.collections WHERE name = %s", (name,))
 
 
-INDEXES = {
-    "embedding_hnsw": "CREATE INDEX IF NOT EXISTS {index} ON {chunks} "
-    "USING hnsw (embedding vector_cosine_ops) WITH (m = {m}, ef_construction = {ef})",
-    "tsv_gin": "CREATE INDEX IF NOT EXISTS {index} ON {chunks} USING gin (tsv)",
-}
+VECTOR = "vector"  # the kind that stands for the collection's own vector index
+INDEXES = ("vector", "tsv_gin")  # the search indexes, by kind
+_GIN = "CREATE INDEX IF NOT EXISTS {index} ON {chunks} USING gin (tsv)"
+
+
+def index_kinds(collection: Collection) -> dict[str, str]:
+    """Each search index's kind → its name's suffix: {"vector": "embedding_hnsw" | "embedding_ivfflat",
+    "tsv_gin": "tsv_gin"}."""
+    return {VECTOR: collection.vector_index.suffix, "tsv_gin": "tsv_gin"}
 
 
 _INDEX_LOCK = "SELECT pg_advisory_xact_lock(hashtext('hybrid_rag.index:' || %(index)s))"
 
 
-def ensure_index(
-    conn: psycopg.Connection,
-    collection: Collection,
-    kind: str,
-    *,
-    rows: int | None = None,
-    hnsw_m: int = 16,
-    ef_construction: int = 64,
-) -> None:
-    """Build one search index (`embedding_hnsw` or `tsv_gin`) if it is missing.
+def ensure_index(conn: psycopg.Connection, collection: Collection, kind: str, *, rows: int | None = None) -> None:
+    """Build one search index (`vector`: the collection's own, as its registry row says; or `tsv_gin`) if it is missing.
 
-    Two writers finishing loads at once build it once: the second waits, then finds it.
+    An IVFFlat index is not built over an empty table: its lists are k-means cells of the
+    rows there, so it waits for the end of the first load (or `maintain`). Two writers
+    finishing loads at once build it once: the second waits, then finds it.
     """
     rows = collection.chunk_count if rows is None else rows
+    index = collection.vector_index
+    if kind == VECTOR and index.kind == "ivfflat" and not _has_rows(conn, collection):
+        return
+    suffix = index_kinds(collection)[kind]
     # HNSW builds in memory when the graph fits: ~ rows × dims × 4 B × 2, within [64 MB, 4 GB].
     work_mb = max(64, min(4096, rows * collection.dimensions * 8 // 1_000_000 + 64))
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute(_INDEX_LOCK, {"index": collection.index_name(kind)})
+        cur.execute(_INDEX_LOCK, {"index": collection.index_name(suffix)})
         cur.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}").format(sql.Literal(f"{work_mb}MB")))
         cur.execute("SET LOCAL max_parallel_maintenance_workers = 2")
-        cur.execute(
-            sql.SQL(INDEXES[kind]).format(
-                index=collection.index(kind),
-                chunks=collection.table(),
-                m=sql.Literal(hnsw_m),
-                ef=sql.Literal(ef_construction),
+        if kind == VECTOR:
+            statement = index_statement(
+                index, table=collection.table(), column="embedding", name=collection.index(suffix)
             )
-        )
+        else:
+            statement = sql.SQL(_GIN).format(index=collection.index(suffix), chunks=collection.table())
+        cur.execute(statement)
+
+
+def _has_rows(conn: psycopg.Connection, collection: Collection) -> bool:
+    return conn.execute(sql.SQL("SELECT EXISTS (SELECT FROM {})").format(collection.table())).fetchone()[0]  # type: ignore[index]
 
 
 def missing_indexes(conn: psycopg.Connection, collection: Collection) -> list[str]:
-    """The search indexes (`embedding_hnsw`, `tsv_gin`) the collection lacks."""
-    names = {f"{collection.name}_{kind}": kind for kind in INDEXES}
+    """The search indexes (`vector`, `tsv_gin`) the collection lacks."""
+    names = {collection.index_name(suffix): kind for kind, suffix in index_kinds(collection).items()}
     found = conn.execute(
         "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND indexname = ANY(%s)", (SCHEMA, list(names))
     ).fetchall()
     return [kind for name, kind in names.items() if (name,) not in found]
 
 
-def ensure_indexes(
-    conn: psycopg.Connection, collection: Collection, *, hnsw_m: int = 16, ef_construction: int = 64
-) -> bool:
-    """Build the HNSW and tsv GIN indexes if missing (after a bulk load: faster than incremental).
+def ensure_indexes(conn: psycopg.Connection, collection: Collection) -> bool:
+    """Build the collection's vector index and its tsv GIN index if missing (after a bulk load: faster than
+    incremental), with the collection's own settings.
 
-    Returns True when an index was built, so callers know to ANALYZE.
+    Returns True when an index was missing, so callers know to ANALYZE.
     """
     missing = missing_indexes(conn, collection)
     for kind in missing:
-        ensure_index(conn, collection, kind, hnsw_m=hnsw_m, ef_construction=ef_construction)
+        ensure_index(conn, collection, kind)
     return bool(missing)

@@ -1,9 +1,10 @@
 """Operator chores: VACUUM ANALYZE, index rebuilds, term-statistics cleanup, size report.
 
 The production checklist of a pgvector deployment, built in: vacuum and analyze after
-bulk changes, rebuild HNSW after heavy churn (deleted tuples degrade the graph), rebuild
-the BM25 posting blocks once deleted chunks' tombstones pile up, and know how large each
-table and index is (HNSW wants to fit in RAM).
+bulk changes, rebuild the vector index after heavy churn (deleted tuples degrade an HNSW
+graph; an IVFFlat's cells are k-means of the rows it was built over) with the collection's
+own settings, rebuild the BM25 posting blocks once deleted chunks' tombstones pile up, and
+know how large each table and index is (the vector index wants to fit in RAM).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from retriever.store.collections import INDEXES, ensure_indexes, get_collection
+from retriever.store.collections import ensure_indexes, get_collection, index_kinds
 from retriever.store.postings import REBUILD_TOMBSTONES, bulk_pending, refresh_postings, stale_share
 from retriever.store.tables import SCHEMA, SIDE_TABLES, Collection
 
@@ -106,7 +107,7 @@ def maintain_collection(conn: psycopg.Connection, collection: Collection, *, rei
         collection = get_collection(conn, collection.name)  # its statistics, rebuilt
     conn.execute(sql.SQL("DELETE FROM {} WHERE df <= 0").format(collection.table("terms")))
     if reindex:
-        for index in INDEXES:
+        for index in index_kinds(collection).values():  # rebuilt below with the collection's own settings
             conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(collection.qualified_index(index)))
     ensure_indexes(conn, collection)
     for suffix in _SUFFIXES:

@@ -131,12 +131,46 @@ CREATE TABLE hybrid_rag.topics (
 )
 """
 
+# Each collection's vector index, chosen at creation (`retriever.store.vector_index`): its kind,
+# the embedding column's storage and the build parameters. Every collection before this one
+# has an HNSW index, m 16, ef_construction 64, over a `vector` column.
+m006_vector_index = """
+ALTER TABLE hybrid_rag.collections
+    ADD COLUMN index_kind text NOT NULL DEFAULT 'hnsw' CHECK (index_kind IN ('hnsw', 'ivfflat')),
+    ADD COLUMN storage text NOT NULL DEFAULT 'vector' CHECK (storage IN ('vector', 'halfvec')),
+    ADD COLUMN hnsw_m integer NOT NULL DEFAULT 16,
+    ADD COLUMN ef_construction integer NOT NULL DEFAULT 64,
+    ADD COLUMN ivfflat_lists integer NOT NULL DEFAULT 100
+"""
+
+# A re-embed (`retriever.store.reembed`) records its target model while it runs; a vector
+# search checks, first in its transaction, that the collection still holds the vectors its
+# query was embedded for (SQLSTATE HR001 when a swap replaced them meanwhile).
+m007_reembed = """
+ALTER TABLE hybrid_rag.collections
+    ADD COLUMN reembed_model text,
+    ADD COLUMN reembed_dimensions integer,
+    ADD COLUMN reembed_storage text;
+CREATE FUNCTION hybrid_rag.expect_embeddings(collection text, model text, dimensions integer)
+RETURNS boolean LANGUAGE plpgsql STABLE AS $function$
+BEGIN
+    IF NOT EXISTS (SELECT FROM hybrid_rag.collections c
+                   WHERE c.name = $1 AND c.embedding_model = $2 AND c.dimensions = $3) THEN
+        RAISE EXCEPTION 'the embeddings of collection % were replaced', $1 USING ERRCODE = 'HR001';
+    END IF;
+    RETURN true;
+END
+$function$
+"""
+
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m001_initial", m001_initial),
     ("m002_posting_blocks", m002_posting_blocks),
     ("m003_no_array_statistics", m003_no_array_statistics),
     ("m004_collection_language", m004_collection_language),
     ("m005_topics", m005_topics),
+    ("m006_vector_index", m006_vector_index),
+    ("m007_reembed", m007_reembed),
 )
 
 

@@ -263,7 +263,7 @@ def begin_bulk(conn: psycopg.Connection, collection: Collection) -> bool:
         cur.execute("SELECT chunk_count FROM hybrid_rag.collections WHERE name = %(name)s", {"name": collection.name})
         if cur.fetchone()[0] > 0:  # type: ignore[index]
             return False
-        for index in ("embedding_hnsw", "tsv_gin", "postings_order"):
+        for index in (collection.vector_index.suffix, "tsv_gin", "postings_order"):
             cur.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(collection.qualified_index(index)))
     return True
 

@@ -19,8 +19,17 @@ class Progress:
     Warnings printed meanwhile with `tqdm.write` never share a line with the bar.
     """
 
-    def __init__(self, label: str, total: int | None, *, stream: TextIO | None = None, every_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        label: str,
+        total: int | None,
+        *,
+        stream: TextIO | None = None,
+        every_s: float = 10.0,
+        unit: str = " docs",
+    ) -> None:
         self.stream = stream or sys.stderr
+        self.unit = unit
         self.total = total
         self.label = label
         self.every_s = every_s
@@ -28,7 +37,7 @@ class Progress:
         self.chunks = 0
         self._started = self._printed = time.monotonic()
         self._bar = (
-            tqdm(total=total, unit=" docs", desc=label, file=self.stream, dynamic_ncols=True)
+            tqdm(total=total, unit=unit, desc=label, file=self.stream, dynamic_ncols=True)
             if self.stream.isatty()
             else None
         )
@@ -57,7 +66,7 @@ class Progress:
             self.total,
             self._printed - self._started,
             prefix=self.label,
-            unit=" docs",
+            unit=self.unit,
             postfix=f"new_chunks={self.chunks}",
             ncols=0,  # no bar: a line a log can hold
         )

@@ -1,7 +1,8 @@
 """Names of everything a collection owns, and the lock its writers share.
 
 A collection `docs` owns, in schema `hybrid_rag`:
-- `docs`             the chunks (PGVectorStore-readable: id, content, embedding, metadata)
+- `docs`             the chunks (PGVectorStore-readable: id, content, embedding, metadata),
+                     with the vector index `docs_embedding_hnsw` or `docs_embedding_ivfflat`
 - `docs__documents`  one row per source document: its hash, for idempotent re-ingest
 - `docs__postings`   BM25 posting blocks (see `retriever.store.postings`)
 - `docs__terms`      term → document frequency
@@ -20,6 +21,7 @@ from datetime import datetime
 from psycopg import sql
 
 from retriever.errors import InvalidName
+from retriever.store.vector_index import VectorIndex
 
 __all__ = ["SCHEMA", "SHARED_WRITE_LOCK", "SIDE_TABLES", "WRITE_LOCK", "Collection", "validate_name"]
 
@@ -60,6 +62,22 @@ class Collection:
     complete: bool = True  # False while a first (bulk) load has not built the posting blocks
     language: str = "english"  # the text search configuration chosen at creation (`german`, `simple`...)
     accent_insensitive: bool = False  # then `text_config` is the language's `hybrid_rag.<language>_unaccent`
+    index_kind: str = "hnsw"  # the vector index (`retriever.store.vector_index`), fixed at creation
+    storage: str = "vector"  # the embedding column's type: `vector` or `halfvec`
+    hnsw_m: int = 16
+    ef_construction: int = 64
+    ivfflat_lists: int = 100
+
+    @property
+    def vector_index(self) -> VectorIndex:
+        """The collection's vector index settings."""
+        return VectorIndex(
+            kind=self.index_kind,  # type: ignore[arg-type]
+            storage=self.storage,  # type: ignore[arg-type]
+            m=self.hnsw_m,
+            ef_construction=self.ef_construction,
+            lists=self.ivfflat_lists,
+        )
 
     @property
     def language_label(self) -> str:

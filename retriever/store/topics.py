@@ -34,7 +34,9 @@ class StoredTopic:
 
 def chunk_vectors(conn: psycopg.Connection, collection: Collection) -> tuple[np.ndarray, np.ndarray]:
     """Every chunk's key (shape (n,), int64) and embedding (shape (n, dimensions), float32), in key order."""
-    rows = conn.execute(sql.SQL("SELECT key, embedding FROM {} ORDER BY key").format(collection.table())).fetchall()
+    # as `vector` whatever the column's storage: a `halfvec` would come back as pgvector's HalfVector
+    statement = sql.SQL("SELECT key, embedding::vector FROM {} ORDER BY key").format(collection.table())
+    rows = conn.execute(statement).fetchall()
     keys = np.array([key for key, _ in rows], dtype=np.int64)
     vectors = np.array([vector for _, vector in rows], dtype=np.float32).reshape(len(rows), collection.dimensions)
     return keys, vectors
@@ -148,7 +150,7 @@ def assign_topics(collection: Collection, chunks: sql.Composable, *, overwrite: 
         UPDATE {table} c
         SET metadata = c.metadata || (
             SELECT jsonb_build_object(n.metadata_key, n.topic) FROM hybrid_rag.topics n
-            WHERE n.collection = {name} ORDER BY n.centroid <=> c.embedding LIMIT 1
+            WHERE n.collection = {name} ORDER BY n.centroid <=> c.embedding::vector LIMIT 1
         )
         FROM (SELECT metadata_key FROM hybrid_rag.topics WHERE collection = {name} LIMIT 1) t
         WHERE {chunks}{own}

@@ -11,6 +11,7 @@ methods run the same statements on an async connection.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from psycopg.types.json import Jsonb
 
 from ingest import Chunk
 from retriever.errors import CollectionNotFound
+from retriever.store.collections import check_embeddings
 from retriever.store.plans import Copy, Execute, Plan, arun_plan, run_ops, run_plan
 from retriever.store.postings import append_op, load_finished_op
 from retriever.store.tables import SHARED_WRITE_LOCK, WRITE_LOCK, Collection
@@ -74,7 +76,7 @@ _COPY = (
     "COPY {chunks} (id, document_id, chunk_index, content, metadata, content_hash, embedding) "
     "FROM STDIN (FORMAT BINARY)"
 )
-_COPY_TYPES = ("text", "text", "int4", "text", "jsonb", "text", "vector")
+_COPY_TYPES = ("text", "text", "int4", "text", "jsonb", "text")  # then the embedding's: `vector` or `halfvec`
 
 _FORGET = "DELETE FROM {documents} WHERE document_id = ANY(%s) RETURNING document_id"
 
@@ -94,14 +96,23 @@ WHERE name = %(collection)s
 
 _NEW_CHUNKS = sql.SQL("c.document_id = ANY(%(document_ids)s)")
 
-_REGISTERED = "SELECT FROM hybrid_rag.collections WHERE name = %(collection)s"
+_REGISTERED = "SELECT embedding_model, dimensions FROM hybrid_rag.collections WHERE name = %(collection)s"
 
 
-def locked(collection: Collection, *, shared: bool = False) -> Plan[None]:
-    """Take the collection's write lock; `CollectionNotFound` when it was dropped meanwhile (the drop holds it too)."""
+def locked(collection: Collection, *, shared: bool = False, embeddings: bool = False) -> Plan[None]:
+    """Take the collection's write lock; `CollectionNotFound` when it was dropped meanwhile (the drop holds it too).
+
+    With `embeddings`, `EmbeddingMismatch` when a re-embed swapped in another model meanwhile (the
+    swap holds the lock too): vectors of the model `collection` names would no longer fit.
+    """
     yield Execute(SHARED_WRITE_LOCK if shared else WRITE_LOCK, {"collection": collection.name})
-    if not (yield Execute(_REGISTERED, {"collection": collection.name})):
+    registered = yield Execute(_REGISTERED, {"collection": collection.name})
+    if not registered:
         raise _dropped(collection)
+    if embeddings:
+        model, dimensions = registered[0]
+        now = dataclasses.replace(collection, embedding_model=model, dimensions=dimensions)
+        check_embeddings(now, collection.embedding_model, collection.dimensions)
 
 
 def lock_for_writing(cur: psycopg.Cursor, collection: Collection, *, shared: bool = False) -> None:
@@ -178,7 +189,7 @@ def write_plan(
     documents, embeddings = _by_document_id(documents, embeddings)
     chunks = [chunk for document in documents for chunk in document.chunks]
     document_ids = [document.document_id for document in documents]
-    yield from locked(collection, shared=bulk and not replacing)
+    yield from locked(collection, shared=bulk and not replacing, embeddings=True)
     if bulk and (yield load_finished_op(collection))[0][0]:
         raise LoadFinished(collection.name)  # its postings would be missing from the finished blocks
     removed_chunks, removed_length = (yield from _remove(collection, document_ids)) if replacing else (0, 0)
@@ -186,7 +197,8 @@ def write_plan(
         (c.id, c.document_id, c.index, c.content, Jsonb(c.metadata), c.content_hash, vector)
         for c, vector in zip(chunks, embeddings, strict=True)
     )
-    yield Copy(_format(_COPY, collection), _COPY_TYPES, rows)
+    # binary COPY: the embedding must be sent as the column's own type, or its bytes are misread
+    yield Copy(_format(_COPY, collection), (*_COPY_TYPES, collection.vector_index.storage), rows)
     yield Execute(assign_topics(collection, _NEW_CHUNKS), {"document_ids": document_ids})  # once it has topics
     if not bulk:  # a bulk load builds all postings once, in `refresh_postings`
         ((added_length,),) = yield append_op(collection, _NEW_CHUNKS, document_ids=document_ids)

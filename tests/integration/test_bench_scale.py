@@ -113,3 +113,66 @@ def test_bench_scale_rebuilds_a_kept_collection_whose_hnsw_was_built_otherwise(s
     rebuilt = CliRunner().invoke(bench_group, [*args, "--drop"])
     assert rebuilt.exit_code == 0, rebuilt.output
     assert "building bench_scale_40" in rebuilt.stderr
+
+
+_VECTOR_INDEX = """
+SELECT am.amname, opc.opcname, c.reloptions, pg_relation_size(c.oid)
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
+JOIN pg_opclass opc ON opc.oid = i.indclass[0]
+WHERE i.indrelid = to_regclass(%s) AND am.amname IN ('hnsw', 'ivfflat')
+"""
+
+
+def test_bench_scale_compares_each_index_variant_built_from_the_same_chunks(settings, fake_embeddings):
+    args = ["scale", str(TINY_BEIR), "--sizes", "40", "--ef-search", "100", "--json"]
+    result = CliRunner().invoke(bench_group, [*args, "--indexes", "halfvec,hnsw-m32,ivfflat"])
+    assert result.exit_code == 0, result.output + result.stderr
+
+    (entry,) = json.loads(result.stdout)["sizes"]
+    variants = entry["indexes"]
+    assert list(variants) == ["default", "halfvec", "hnsw-m32", "ivfflat"]  # the anchor first, always
+    expected = {  # variant → (collection, method, operator class, options)
+        "default": ("bench_scale_40", "hnsw", "vector_cosine_ops", ["ef_construction=64", "m=16"]),
+        "halfvec": ("bench_scale_40_halfvec", "hnsw", "halfvec_cosine_ops", ["ef_construction=64", "m=16"]),
+        "hnsw-m32": ("bench_scale_40_hnsw_m32", "hnsw", "vector_cosine_ops", ["ef_construction=128", "m=32"]),
+        "ivfflat": ("bench_scale_40_ivfflat", "ivfflat", "vector_cosine_ops", ["lists=1"]),
+    }
+    with open_primary(settings) as conn:
+        for variant, (collection, method, opclass, options) in expected.items():
+            found = conn.execute(_VECTOR_INDEX, (f"hybrid_rag.{collection}",)).fetchall()
+            assert [(m, o, sorted(r)) for m, o, r, _size in found] == [(method, opclass, options)], variant
+            rows = conn.execute(f"SELECT count(*) FROM hybrid_rag.{collection}").fetchone()[0]
+            assert rows == 40, variant
+            entry_ = variants[variant]
+            assert entry_["collection"] == collection and entry_["index"]["bytes"] == found[0][3]
+    for variant, entry_ in variants.items():
+        assert set(entry_["modes"]) == {"vector", "hybrid"}
+        assert all(mode["p50_ms"] > 0 for mode in entry_["modes"].values())
+        assert entry_["recall@10"] == 1, variant  # 40 chunks: every index finds the exact top 10
+        assert entry_["build_s"] > 0
+        assert set(entry_["ratios"]) == {
+            "index_bytes",
+            "build_s",
+            "vector_p50_ms",
+            "vector_p95_ms",
+            "hybrid_p50_ms",
+            "hybrid_p95_ms",
+        }
+        sweep = [point["ef_search"] for point in entry_["ef_search_sweep"]]
+        assert sweep == ([] if variant == "ivfflat" else [100])
+    assert all(ratio == 1 for ratio in variants["default"]["ratios"].values())
+    assert variants["ivfflat"]["settings"] == {"kind": "ivfflat", "storage": "vector", "lists": 1, "probes": 1}
+
+    again = CliRunner().invoke(bench_group, [*args, "--indexes", "default,halfvec,hnsw-m32,ivfflat"])
+    assert again.exit_code == 0, again.output + again.stderr
+    for collection in ("bench_scale_40_halfvec", "bench_scale_40_hnsw_m32", "bench_scale_40_ivfflat"):
+        assert f"reusing {collection}" in again.stderr
+    table = CliRunner().invoke(bench_group, [*args[:-1], "--indexes", "halfvec,hnsw-m32,ivfflat", "--drop"]).output
+    assert "vector index variants" in table
+    assert all(f"\n  {variant} " in table for variant in variants)  # a row each
+
+
+def test_bench_scale_rejects_an_unknown_index_variant():
+    result = CliRunner().invoke(bench_group, ["scale", str(TINY_BEIR), "--indexes", "halfvec,diskann"])
+
+    assert result.exit_code == 2 and "unknown index variant 'diskann'" in result.output

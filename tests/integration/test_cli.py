@@ -233,6 +233,7 @@ def test_collections_lists_names_counts_and_the_embedding_model(ingested):
         "text_config": "english",
         "language": "english",
         "accent_insensitive": False,
+        "vector_index": {"kind": "hnsw", "storage": "vector", "m": 16, "ef_construction": 64},
         "complete": True,
     } in listed
 

@@ -187,6 +187,7 @@ async def test_collections_lists_names_counts_and_model(client, filled):
             "complete": True,
             "language": "english",
             "accent_insensitive": False,
+            "vector_index": {"kind": "hnsw", "storage": "vector", "m": 16, "ef_construction": 64},
         }
     ]
 

@@ -51,7 +51,7 @@ def rank(module: str) -> int | None:
             return 2
         if rest in ("query", "search", "nearest", "connections", "boundary", "query_embedder"):
             return 3
-        if rest in ("engine", "serving", "lifecycle", "backups", "topics"):
+        if rest in ("engine", "serving", "lifecycle", "backups", "topics", "searching", "reembed"):
             return 4
         if rest in ("langchain", "vectorstore", "vectorstore_plan", "vectorstore_search", "vectorstore_retriever"):
             return 5

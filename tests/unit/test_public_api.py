@@ -35,6 +35,7 @@ def test_public_names_are_pinned():
             "Settings",
             "StoredChunk",
             "StoredDocument",
+            "VectorIndex",
             "get_settings",
             "rrf_fuse",
             "validate_name",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ingest import ChunkingConfig
-from retriever import SearchParams, Settings
+from retriever import SearchParams, Settings, VectorIndex
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 
@@ -77,13 +77,23 @@ def test_the_search_synopsis_shows_the_search_defaults():
     ):
         assert option in synopsis
     assert f"[--weights {weights}]" in synopsis
+    assert "[--probes N]" in synopsis
 
 
-def test_the_ingest_synopsis_shows_the_chunking_defaults():
+def test_the_ingest_synopsis_shows_the_chunking_and_index_defaults():
     synopsis = re.search(r"`hybrid-rag ingest PATH\.\.\.(.*?)`", README, re.DOTALL).group(1)
     defaults = ChunkingConfig()
     assert f"[--chunk-size {defaults.chunk_size}]" in synopsis
     assert f"[--chunk-overlap {defaults.chunk_overlap}]" in synopsis
+    index = VectorIndex()
+    for option in (
+        f"[--index {index.kind}|ivfflat]",
+        f"[--storage {index.storage}|halfvec]",
+        f"[--hnsw-m {index.m}]",
+        f"[--ef-construction {index.ef_construction}]",
+        f"[--lists {index.lists}]",
+    ):
+        assert option in synopsis
 
 
 def test_a_documented_example_score_is_one_the_defaults_can_give():
