@@ -129,15 +129,18 @@ class Engine(Searching, DocumentLifecycle, CollectionBackups, CollectionTopics, 
         language: str | None = None,
         accent_insensitive: bool = False,
         index: VectorIndex | None = None,
-    ) -> Collection:
-        """The collection, created on first use with the model's identity and dimensions (and `language`, `index`)."""
-        model = self.query_model(name)  # the configured one, unless this engine re-embedded the collection
+    ) -> tuple[Collection, EmbeddingModel]:
+        """The collection, created on first use with the model's identity and dimensions (and `language`,
+        `index`), and the model that embeds its chunks."""
         try:
             collection = get_collection(conn, name)
         except CollectionNotFound:  # only a new collection needs the model's dimensions (may load it)
             collection = None
+        # a new collection takes the configured model; an existing one the model it records, if this
+        # engine can make it (after a re-embed), else the configured one, which the check refuses
+        model = self.model if collection is None else self.model_for(collection.embedding_model) or self.model
         if collection is None or language is not None or accent_insensitive or index is not None:  # checks they match
-            return create_collection(
+            created = create_collection(
                 conn,
                 name,
                 embedding_model=model.name,
@@ -146,8 +149,9 @@ class Engine(Searching, DocumentLifecycle, CollectionBackups, CollectionTopics, 
                 accent_insensitive=accent_insensitive,
                 index=index,
             )
+            return created, model
         check_embeddings(collection, model.name)
-        return collection
+        return collection, model
 
     def ingest(
         self,
@@ -174,12 +178,12 @@ class Engine(Searching, DocumentLifecycle, CollectionBackups, CollectionTopics, 
         """
         with map_errors():
             with self.connection() as conn:
-                target = self._collection_for(conn, collection, language, accent_insensitive, index)
+                target, model = self._collection_for(conn, collection, language, accent_insensitive, index)
             chunking = chunking or ChunkingConfig()
             return ingest_documents(
                 self.connection,
                 target,
-                self.query_model(collection),
+                model,
                 documents,
                 chunking,
                 progress=progress,

@@ -11,6 +11,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import psycopg
@@ -21,11 +22,14 @@ from retriever.errors import EmbeddingMismatch, InputError
 from retriever.store import reembed as store
 from retriever.store.collections import get_collection
 from retriever.store.progress import Progress
-from retriever.store.tables import Collection
+from retriever.store.tables import Collection, validate_name
 
 __all__ = ["CollectionReembedding", "ReembedReport"]
 
+T = TypeVar("T")
+
 _REEMBED_LOCK = "SELECT pg_try_advisory_lock(hashtext('hybrid_rag.reembed:' || %(collection)s))"
+_LOCK_ATTEMPTS = 120  # about four minutes of a second's wait and a second's pause
 _REEMBED_UNLOCK = "SELECT pg_advisory_unlock(hashtext('hybrid_rag.reembed:' || %(collection)s))"
 
 
@@ -73,15 +77,17 @@ class CollectionReembedding:
         model = model.load()
         self.models[model.name] = model  # searches here can embed with it once it is swapped in
         with self.connection() as conn:
-            current = get_collection(conn, collection)
+            validate_name(collection)
             if not conn.execute(_REEMBED_LOCK, {"collection": collection}).fetchone()[0]:  # type: ignore[index]
                 raise InputError(f"collection {collection!r} is being re-embedded by another process")
             try:
-                target = store.prepare_reembed(conn, current, model.name, model.dimensions, storage=storage)
+                current = get_collection(conn, collection)  # as the last re-embed left it
+                target = _retrying(store.prepare_reembed, conn, current, model.name, model.dimensions, storage=storage)
                 embedded = self._embed_pending(conn, current, model, batch_size, progress)
-                store.index_next(conn, current, target)
+                store.index_next(conn, current, target, rows=store.counts(conn, current)[1])
                 counter = _Counted(model, target.dimensions)
-                swapped = store.swap_embeddings(conn, current, target, counter.embed, batch=batch_size)
+                swapped = _retrying(store.swap_embeddings, conn, current, target, counter.embed, batch=batch_size)
+                _retrying(store.require_embeddings, conn, swapped)
                 conn.execute(sql.SQL("ANALYZE {}").format(current.table()))
             finally:
                 conn.execute(_REEMBED_UNLOCK, {"collection": collection})
@@ -109,16 +115,28 @@ class CollectionReembedding:
         shown = progress(total) if progress is not None else None
         if shown is not None:
             shown.advance(total - pending)
-        counter = _Counted(model, model.dimensions)
-        while rows := store.pending_chunks(conn, collection, batch_size):
+        counter, after = _Counted(model, model.dimensions), 0
+        while rows := store.pending_chunks(conn, collection, batch_size, after):
             vectors = counter.embed([text for _, text in rows])
             with conn.transaction():
                 store.write_next(conn, collection, [key for key, _ in rows], vectors)
+            after = rows[-1][0]
             if shown is not None:
                 shown.advance(len(rows))
         if shown is not None:
             shown.close()
         return counter.count
+
+
+def _retrying(operation: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`operation`, tried again while it finds the chunk table locked (a backup, a long search, VACUUM):
+    it waits a second at a time for its lock, so searches never queue behind it for longer."""
+    for _ in range(_LOCK_ATTEMPTS - 1):
+        try:
+            return operation(*args, **kwargs)
+        except psycopg.errors.LockNotAvailable:
+            time.sleep(1.0)
+    return operation(*args, **kwargs)
 
 
 class _Counted:

@@ -52,6 +52,11 @@ class Searching:
         """The model that embeds queries for `collection`: the configured one until it follows a re-embed."""
         return self._collection_models.get(collection) or self.model
 
+    def model_for(self, name: str) -> EmbeddingModel | None:
+        """The model a registry names, if this engine can make it: one it re-embedded with, or one the
+        configuration can make (`retriever.embeddings.model_named`)."""
+        return self.models.get(name) or model_named(name, self.settings)
+
     def follow_model(self, collection: str, used: EmbeddingModel | None, error: Exception, attempt: int) -> bool:
         """Whether a search that failed with `error` on try `attempt` is worth another try; follows
         `collection` to the model its registry names on the way.
@@ -64,8 +69,7 @@ class Searching:
         if used is None:
             return True  # a stored document's vector or a caller's: nothing to follow
         with self.connection() as conn:
-            stored = get_collection(conn, collection).embedding_model
-        found = self.models.get(stored) or model_named(stored, self.settings)
+            found = self.model_for(get_collection(conn, collection).embedding_model)
         if found is not None:
             self._collection_models[collection] = found
         return isinstance(error, EmbeddingsReplaced) or (found is not None and found is not used)

@@ -125,15 +125,16 @@ class CollectionTopics:
             keys, vectors = stored.chunk_vectors(conn, found)
         assigned, centroids = cluster(vectors, k, seed=seed)  # no connection held through the CPU's work
         with self.connection() as conn:
-            found = get_collection(conn, collection)
-            terms = stored.distinctive_terms(conn, found, keys, assigned)
+            now = get_collection(conn, collection)  # its BM25 statistics as they are now
+            terms = stored.distinctive_terms(conn, now, keys, assigned)
             labels = label_topics(terms, k)
             sizes = np.bincount(assigned, minlength=k)
             topics = [
                 stored.StoredTopic(topic, labels[topic], terms.get(topic, []), int(sizes[topic])) for topic in range(k)
             ]
+            # as the vectors were read: refused if a re-embed swapped in others meanwhile
             stored.save_topics(conn, found, topics, centroids, keys, assigned, key=key)
-            return TopicReport(collection, key, stored.topics(conn, found)[1])
+            return TopicReport(collection, key, stored.topics(conn, now)[1])
 
     def topics(self, collection: str) -> TopicReport:
         """The collection's stored topics with their current sizes (none before `find_topics`)."""

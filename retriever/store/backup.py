@@ -37,7 +37,7 @@ from psycopg import sql
 
 from retriever.errors import CollectionIncomplete, CollectionNotFound, InputError
 from retriever.store.collections import create_collection, ensure_indexes, get_collection
-from retriever.store.tables import Collection, validate_name
+from retriever.store.tables import SCHEMA, SIDE_TABLES, Collection, validate_name
 from retriever.store.vector_index import VectorIndex
 
 __all__ = ["FORMAT", "TABLES", "BackupReport", "backup_collection", "read_manifest", "restore_collection"]
@@ -107,11 +107,21 @@ def backup_collection(conn: psycopg.Connection, name: str, path: str | Path) -> 
     return BackupReport(name, rows, str(target))
 
 
+_TABLES = ("", *SIDE_TABLES)
+
+
 def _write_archive(conn: psycopg.Connection, name: str, file: IO[bytes]) -> dict[str, int]:
     """The collection's tables and manifest into `file`, from one snapshot; returns each table's rows."""
     rows: dict[str, int] = {}
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        # before the snapshot (LOCK takes none): a re-embed's swap or a posting rebuild, which
+        # change the tables' definitions, then fall wholly before this backup or after it
+        tables = [sql.Identifier(SCHEMA, f"{validate_name(name)}__{suffix}" if suffix else name) for suffix in _TABLES]
+        try:
+            cur.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(sql.SQL(", ").join(tables)))
+        except psycopg.errors.UndefinedTable:
+            raise CollectionNotFound(f"no collection named {name!r}") from None
         collection = get_collection(conn, name)
         if not collection.complete:
             raise CollectionIncomplete(

@@ -10,7 +10,7 @@ from retriever.errors import CollectionNotFound, EmbeddingMismatch, InputError
 from retriever.store.languages import DEFAULT_LANGUAGE, find_language, text_search
 from retriever.store.postings import create_postings
 from retriever.store.tables import SCHEMA, SIDE_TABLES, Collection, validate_name
-from retriever.store.vector_index import VectorIndex, column_type, index_statement
+from retriever.store.vector_index import VectorIndex, build_memory_mb, column_type, index_statement
 
 __all__ = [
     "INDEXES",
@@ -240,8 +240,7 @@ def ensure_index(conn: psycopg.Connection, collection: Collection, kind: str, *,
     if kind == VECTOR and index.kind == "ivfflat" and not _has_rows(conn, collection):
         return
     suffix = index_kinds(collection)[kind]
-    # HNSW builds in memory when the graph fits: ~ rows × dims × 4 B × 2, within [64 MB, 4 GB].
-    work_mb = max(64, min(4096, rows * collection.dimensions * 8 // 1_000_000 + 64))
+    work_mb = build_memory_mb(rows, collection.dimensions)
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(_INDEX_LOCK, {"index": collection.index_name(suffix)})
         cur.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}").format(sql.Literal(f"{work_mb}MB")))

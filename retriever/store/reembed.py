@@ -24,7 +24,7 @@ from psycopg import sql
 from retriever.errors import InputError
 from retriever.store.collections import get_collection
 from retriever.store.tables import WRITE_LOCK, Collection
-from retriever.store.vector_index import VectorIndex, column_type, index_statement
+from retriever.store.vector_index import VectorIndex, build_memory_mb, column_type, index_statement
 
 __all__ = [
     "NEXT_COLUMN",
@@ -33,6 +33,7 @@ __all__ = [
     "index_next",
     "pending_chunks",
     "prepare_reembed",
+    "require_embeddings",
     "swap_embeddings",
     "write_next",
 ]
@@ -46,18 +47,32 @@ UPDATE hybrid_rag.collections
 SET reembed_model = %(model)s, reembed_dimensions = %(dimensions)s, reembed_storage = %(storage)s
 WHERE name = %(name)s
 """
-_PENDING = f"SELECT key, content FROM {{chunks}} WHERE {NEXT_COLUMN} IS NULL ORDER BY key LIMIT %(limit)s"
+_PENDING = f"""
+SELECT key, content FROM {{chunks}} WHERE {NEXT_COLUMN} IS NULL AND key > %(after)s ORDER BY key LIMIT %(limit)s
+"""
 _COUNTS = f"SELECT count(*) FILTER (WHERE {NEXT_COLUMN} IS NULL), count(*) FROM {{chunks}}"
 _WRITE = f"UPDATE {{chunks}} SET {NEXT_COLUMN} = %(embedding)s WHERE key = %(key)s"
 
-# The swap, after every chunk has its new vector: the old column (and its index) goes, the
-# new one takes its name, and the topics' centroids move to the new space (a topic no chunk
-# holds any more is dropped: it has no centroid there).
+# Where each topic's centroid moves: its chunks' mean new vector (one pass over the chunks),
+# computed before the table is locked.
+_CENTROIDS = f"""
+CREATE TEMPORARY TABLE reembed_centroids ON COMMIT DROP AS
+SELECT c.metadata -> k.key AS topic, avg(c.{NEXT_COLUMN}::vector) AS centroid
+FROM {{chunks}} c
+CROSS JOIN (SELECT DISTINCT metadata_key AS key FROM hybrid_rag.topics WHERE collection = %(name)s) k
+WHERE c.metadata ? k.key
+GROUP BY 1
+"""
+
+# The swap, once every chunk has its new vector: the old column (and its index) goes, the new
+# one takes its name, the registry names the new model, and the topics' centroids move (a topic
+# no chunk holds any more is dropped: it has no centroid there). No statement here scans the
+# chunks: searches wait for this transaction only for the few catalogue changes. The column's
+# NOT NULL comes after, as a CHECK validated without blocking anyone (`_NOT_NULL`).
 _SWAP = f"""
 LOCK TABLE {{chunks}} IN ACCESS EXCLUSIVE MODE;
 ALTER TABLE {{chunks}} DROP COLUMN embedding;
 ALTER TABLE {{chunks}} RENAME COLUMN {NEXT_COLUMN} TO embedding;
-ALTER TABLE {{chunks}} ALTER COLUMN embedding SET NOT NULL;
 ALTER INDEX {{next_index}} RENAME TO {{index}};
 UPDATE hybrid_rag.collections
 SET embedding_model = reembed_model, dimensions = reembed_dimensions, storage = reembed_storage,
@@ -65,12 +80,20 @@ SET embedding_model = reembed_model, dimensions = reembed_dimensions, storage = 
 WHERE name = {{name}};
 DELETE FROM hybrid_rag.topics t
 WHERE t.collection = {{name}}
-  AND NOT EXISTS (SELECT FROM {{chunks}} c WHERE c.metadata -> t.metadata_key = to_jsonb(t.topic));
-UPDATE hybrid_rag.topics t
-SET centroid = (SELECT avg(c.embedding::vector) FROM {{chunks}} c
-                WHERE c.metadata -> t.metadata_key = to_jsonb(t.topic))
-WHERE t.collection = {{name}}
+  AND NOT EXISTS (SELECT FROM reembed_centroids n WHERE n.topic = to_jsonb(t.topic));
+UPDATE hybrid_rag.topics t SET centroid = n.centroid
+FROM reembed_centroids n
+WHERE t.collection = {{name}} AND n.topic = to_jsonb(t.topic)
 """
+# After the swap: the new column is declared NOT NULL as a CHECK, added without a scan, then
+# validated under a lock that lets searches and writes go on.
+_NOT_NULL = """
+ALTER TABLE {chunks} DROP CONSTRAINT IF EXISTS {check};
+ALTER TABLE {chunks} ADD CONSTRAINT {check} CHECK (embedding IS NOT NULL) NOT VALID
+"""
+_VALIDATE = "ALTER TABLE {chunks} VALIDATE CONSTRAINT {check}"
+_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '1s'"  # a table lock waited for would queue every search behind it
+_INVALID_INDEX = "SELECT NOT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%(index)s)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,21 +116,25 @@ def prepare_reembed(
 ) -> ReembedTarget:
     """Add the column the new vectors go into (or find the one an earlier run left for the same target).
 
-    `storage` (`vector`, `halfvec`; default the collection's) is the new column's; the index kind
-    and its parameters stay the collection's. An earlier, unfinished re-embed to another target
-    is discarded. Raises `InputError` when the collection already uses `model`, or when the index
-    cannot hold `dimensions` in that storage.
+    `storage` (`vector`, `halfvec`) is the new column's: by default that of the run being resumed,
+    else the collection's; the index kind and its parameters stay the collection's. An earlier,
+    unfinished re-embed to another target is discarded. Raises `InputError` when the collection
+    already uses `model`, or when the index cannot hold `dimensions` in that storage;
+    `psycopg.errors.LockNotAvailable` when the table stayed locked for a second (retry).
     """
     if model == collection.embedding_model and dimensions == collection.dimensions:
         raise InputError(f"collection {collection.name!r} is already embedded with {model!r} ({dimensions} dims)")
-    index = dataclasses.replace(collection.vector_index, storage=storage or collection.vector_index.storage)
-    index.validate(dimensions)
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(WRITE_LOCK, {"collection": collection.name})  # no ingest between the check and the change
         cur.execute(_TARGET, {"name": collection.name})
         recorded = cur.fetchone()
+        if storage is None and recorded is not None and recorded[:2] == (model, dimensions) and recorded[2]:
+            storage = recorded[2]
+        index = dataclasses.replace(collection.vector_index, storage=storage or collection.vector_index.storage)
+        index.validate(dimensions)
         resumed = recorded == (model, dimensions, index.storage)
         if not resumed:
+            cur.execute(_LOCK_TIMEOUT)
             cur.execute(_format(f"ALTER TABLE {{chunks}} DROP COLUMN IF EXISTS {NEXT_COLUMN}", collection))
             cur.execute(
                 _format(
@@ -121,9 +148,12 @@ def prepare_reembed(
     return ReembedTarget(model, dimensions, index, resumed)
 
 
-def pending_chunks(conn: psycopg.Connection, collection: Collection, limit: int) -> list[tuple[int, str]]:
-    """Up to `limit` chunks (key, content) still without a new vector, in key order."""
-    return conn.execute(_format(_PENDING, collection), {"limit": limit}).fetchall()
+def pending_chunks(
+    conn: psycopg.Connection, collection: Collection, limit: int, after: int = 0
+) -> list[tuple[int, str]]:
+    """Up to `limit` chunks (key, content) after key `after` still without a new vector, in key order
+    (chunks written later have higher keys: a pass from 0 meets them too)."""
+    return conn.execute(_format(_PENDING, collection), {"limit": limit, "after": after}).fetchall()
 
 
 def counts(conn: psycopg.Connection, collection: Collection) -> tuple[int, int]:
@@ -141,16 +171,22 @@ def write_next(conn: psycopg.Connection, collection: Collection, keys: list[int]
         )
 
 
-def index_next(conn: psycopg.Connection, collection: Collection, target: ReembedTarget) -> None:
-    """Build the target's vector index on the new column (reads go on; writes wait)."""
-    conn.execute(
-        index_statement(
-            target.index,
-            table=collection.table(),
-            column=NEXT_COLUMN,
-            name=collection.index(_NEXT_INDEX),
-        )
-    )
+def index_next(conn: psycopg.Connection, collection: Collection, target: ReembedTarget, rows: int) -> None:
+    """Build the target's vector index on the new column, CONCURRENTLY: searches and writes go on.
+
+    Needs an autocommit connection. An index a killed build left invalid is dropped and built again.
+    """
+    name = collection.qualified_index(_NEXT_INDEX)
+    invalid = conn.execute(_INVALID_INDEX, {"index": name.as_string(conn)}).fetchone()
+    if invalid and invalid[0]:
+        conn.execute(sql.SQL("DROP INDEX CONCURRENTLY {}").format(name))
+    memory = f"{build_memory_mb(rows, target.dimensions)}MB"
+    conn.execute("SELECT set_config('maintenance_work_mem', %s, false)", (memory,))
+    try:
+        table, next_index = collection.table(), collection.index(_NEXT_INDEX)
+        conn.execute(index_statement(target.index, table=table, column=NEXT_COLUMN, name=next_index, concurrently=True))
+    finally:
+        conn.execute("RESET maintenance_work_mem")
 
 
 def swap_embeddings(
@@ -164,12 +200,18 @@ def swap_embeddings(
     """Make the new vectors the collection's, in one transaction; returns the collection as it now is.
 
     Under the write lock, the chunks written since the last batch are embedded first (`embed`
-    maps texts to a (n, dimensions) matrix), so no chunk is left without a new vector.
+    maps texts to a (n, dimensions) matrix), so no chunk is left without a new vector. Needs an
+    autocommit connection; raises `psycopg.errors.LockNotAvailable` when the chunk table stayed
+    locked for a second (nothing changed: retry).
     """
     with conn.transaction():
         conn.execute(WRITE_LOCK, {"collection": collection.name})
-        while rows := pending_chunks(conn, collection, batch):
+        after = 0
+        while rows := pending_chunks(conn, collection, batch, after):
             write_next(conn, collection, [key for key, _ in rows], embed([text for _, text in rows]))
+            after = rows[-1][0]
+        conn.execute(_format(_CENTROIDS, collection), {"name": collection.name})
+        conn.execute(_LOCK_TIMEOUT)
         conn.execute(
             _format(
                 _SWAP,
@@ -180,3 +222,15 @@ def swap_embeddings(
             )
         )
     return get_collection(conn, collection.name)
+
+
+def require_embeddings(conn: psycopg.Connection, collection: Collection) -> None:
+    """Declare the swapped-in column NOT NULL (a validated CHECK), without blocking searches or writes.
+
+    Needs an autocommit connection; raises `psycopg.errors.LockNotAvailable` like `swap_embeddings`.
+    """
+    check = collection.index("embedding_not_null")
+    with conn.transaction():
+        conn.execute(_LOCK_TIMEOUT)
+        conn.execute(_format(_NOT_NULL, collection, check=check))
+    conn.execute(_format(_VALIDATE, collection, check=check))

@@ -16,6 +16,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from retriever.errors import InputError
 from retriever.store.bm25 import idf_sql
 from retriever.store.tables import WRITE_LOCK, Collection
 
@@ -94,6 +95,9 @@ def distinctive_terms(
     return {int(topic): list(found) for topic, found in rows}
 
 
+_EMBEDDINGS = "SELECT embedding_model, dimensions FROM hybrid_rag.collections WHERE name = %(collection)s"
+
+
 def save_topics(
     conn: psycopg.Connection,
     collection: Collection,
@@ -108,9 +112,15 @@ def save_topics(
 
     In one transaction under the collection's write lock: searches see the old topics or the
     new ones, never a mix, and chunks written since `keys` were read get the nearest new topic.
+    Raises `InputError` when a re-embed swapped in other vectors since `centroids` were computed.
     """
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(WRITE_LOCK, {"collection": collection.name})
+        now = cur.execute(_EMBEDDINGS, {"collection": collection.name}).fetchone()
+        if now != (collection.embedding_model, collection.dimensions):
+            raise InputError(
+                f"collection {collection.name!r} was re-embedded while its topics were computed: run topics again"
+            )
         previous = cur.execute(
             "DELETE FROM hybrid_rag.topics WHERE collection = %s RETURNING metadata_key", (collection.name,)
         ).fetchall()

@@ -22,6 +22,7 @@ __all__ = [
     "MAX_INDEX_DIMENSIONS",
     "STORAGES",
     "VectorIndex",
+    "build_memory_mb",
     "column_type",
     "default_probes",
     "index_statement",
@@ -109,6 +110,11 @@ def default_probes(lists: int, rows: int, candidates: int) -> int:
     return max(1, min(lists, max(math.ceil(math.sqrt(lists)), math.ceil(2 * candidates / per_list))))
 
 
+def build_memory_mb(rows: int, dimensions: int) -> int:
+    """`maintenance_work_mem` (MB) for building a vector index in memory: ~ rows × dims × 4 B × 2, in [64, 4096]."""
+    return max(64, min(4096, rows * dimensions * 8 // 1_000_000 + 64))
+
+
 def column_type(storage: str, dimensions: int) -> sql.Composable:
     """The embedding column's type: `vector(384)` or `halfvec(3072)`."""
     if storage not in STORAGES:
@@ -118,8 +124,11 @@ def column_type(storage: str, dimensions: int) -> sql.Composable:
     return sql.SQL("{}({})").format(sql.SQL(storage), sql.Literal(int(dimensions)))
 
 
-def index_statement(index: VectorIndex, *, table: sql.Identifier, column: str, name: sql.Identifier) -> sql.Composed:
-    """`CREATE INDEX IF NOT EXISTS name ON table USING hnsw|ivfflat (column <storage>_cosine_ops) WITH (...)`.
+def index_statement(
+    index: VectorIndex, *, table: sql.Identifier, column: str, name: sql.Identifier, concurrently: bool = False
+) -> sql.Composed:
+    """`CREATE INDEX [CONCURRENTLY] IF NOT EXISTS name ON table USING hnsw|ivfflat (column <storage>_cosine_ops)
+    WITH (...)`.
 
     Raises `InputError` for a kind or storage pgvector does not have (the rest is `validate`'s).
     """
@@ -132,8 +141,10 @@ def index_statement(index: VectorIndex, *, table: sql.Identifier, column: str, n
     else:
         options = sql.SQL("lists = {}").format(sql.Literal(int(index.lists)))
     return sql.SQL(
-        "CREATE INDEX IF NOT EXISTS {name} ON {table} USING {method} ({column} {opclass}) WITH ({options})"
+        "CREATE INDEX {concurrently}IF NOT EXISTS {name} ON {table} "
+        "USING {method} ({column} {opclass}) WITH ({options})"
     ).format(
+        concurrently=sql.SQL("CONCURRENTLY " if concurrently else ""),
         name=name,
         table=table,
         method=sql.SQL(index.kind),

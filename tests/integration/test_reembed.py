@@ -244,3 +244,39 @@ def test_reembed_mistakes_on_the_command_line_are_one_line(settings, collection_
     Engine(settings, model=old_model).ingest(collection_name, corpus(3), ChunkingConfig())
     assert_user_error(run("reembed", "-c", collection_name, "--embeddings", "nonsense"), "EMBEDDINGS='nonsense'")
     assert_user_error(run("reembed", "-c", "no_such_collection", "--embeddings", "local"), "no_such_collection")
+
+
+def test_a_rerun_without_storage_resumes_the_storage_the_run_began_with(settings, collection_name, old_model):
+    engine = Engine(settings, model=old_model)
+    engine.ingest(collection_name, corpus(60), ChunkingConfig())
+    dying = Recording(24, fail_on_batch=3)
+    with pytest.raises(RuntimeError, match="died"):
+        engine.reembed(collection_name, EmbeddingModel("test:new-24", dying), batch_size=10, storage="halfvec")
+
+    rerun = Recording(24)
+    report = engine.reembed(collection_name, EmbeddingModel("test:new-24", rerun), batch_size=10)
+
+    assert report.resumed and len(rerun.embedded) == 40
+    assert engine.collection(collection_name).vector_index.storage == "halfvec"
+
+
+def test_topics_computed_across_a_swap_are_refused_not_stored_in_the_old_space(
+    settings, collection_name, old_model, monkeypatch
+):
+    import retriever.topics
+
+    engine = Engine(settings, model=old_model)
+    engine.ingest(collection_name, corpus(40), ChunkingConfig())
+    cluster = retriever.topics.cluster
+
+    def cluster_while_reembedding(*args, **kwargs):
+        found = cluster(*args, **kwargs)
+        Engine(settings, model=old_model).reembed(collection_name, EmbeddingModel("test:new-12", HashEmbeddings(12)))
+        return found
+
+    monkeypatch.setattr(retriever.topics, "cluster", cluster_while_reembedding)
+    with pytest.raises(InputError, match="re-embedded while its topics were computed"):
+        engine.find_topics(collection_name, 3)
+    with open_primary(settings) as conn:
+        stored = conn.execute("SELECT count(*) FROM hybrid_rag.topics WHERE collection = %s", (collection_name,))
+        assert stored.fetchone()[0] == 0
