@@ -83,8 +83,8 @@ class CollectionReembedding:
             try:
                 current = get_collection(conn, collection)  # as the last re-embed left it
                 target = _retrying(store.prepare_reembed, conn, current, model.name, model.dimensions, storage=storage)
-                embedded = self._embed_pending(conn, current, model, batch_size, progress)
-                store.index_next(conn, current, target, rows=store.counts(conn, current)[1])
+                embedded, total = self._embed_pending(conn, current, model, batch_size, progress)
+                store.index_next(conn, current, target, rows=total)
                 counter = _Counted(model, target.dimensions)
                 swapped = _retrying(store.swap_embeddings, conn, current, target, counter.embed, batch=batch_size)
                 _retrying(store.require_embeddings, conn, swapped)
@@ -109,8 +109,9 @@ class CollectionReembedding:
         model: EmbeddingModel,
         batch_size: int,
         progress: Callable[[int], Progress] | None,
-    ) -> int:
-        """Embed the chunks still without a new vector, a committed batch at a time; returns how many."""
+    ) -> tuple[int, int]:
+        """Embed the chunks still without a new vector, a committed batch at a time; returns how many, and
+        how many chunks the collection had when it began."""
         pending, total = store.counts(conn, collection)
         shown = progress(total) if progress is not None else None
         if shown is not None:
@@ -125,7 +126,7 @@ class CollectionReembedding:
                 shown.advance(len(rows))
         if shown is not None:
             shown.close()
-        return counter.count
+        return counter.count, total
 
 
 def _retrying(operation: Callable[..., T], *args: Any, **kwargs: Any) -> T:

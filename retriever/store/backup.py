@@ -37,7 +37,7 @@ from psycopg import sql
 
 from retriever.errors import CollectionIncomplete, CollectionNotFound, InputError
 from retriever.store.collections import create_collection, ensure_indexes, get_collection
-from retriever.store.tables import SCHEMA, SIDE_TABLES, Collection, validate_name
+from retriever.store.tables import TABLE_SUFFIXES, Collection, table_of, validate_name
 from retriever.store.vector_index import VectorIndex
 
 __all__ = ["FORMAT", "TABLES", "BackupReport", "backup_collection", "read_manifest", "restore_collection"]
@@ -107,9 +107,6 @@ def backup_collection(conn: psycopg.Connection, name: str, path: str | Path) -> 
     return BackupReport(name, rows, str(target))
 
 
-_TABLES = ("", *SIDE_TABLES)
-
-
 def _write_archive(conn: psycopg.Connection, name: str, file: IO[bytes]) -> dict[str, int]:
     """The collection's tables and manifest into `file`, from one snapshot; returns each table's rows."""
     rows: dict[str, int] = {}
@@ -117,7 +114,7 @@ def _write_archive(conn: psycopg.Connection, name: str, file: IO[bytes]) -> dict
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         # before the snapshot (LOCK takes none): a re-embed's swap or a posting rebuild, which
         # change the tables' definitions, then fall wholly before this backup or after it
-        tables = [sql.Identifier(SCHEMA, f"{validate_name(name)}__{suffix}" if suffix else name) for suffix in _TABLES]
+        tables = [table_of(validate_name(name), suffix) for suffix in TABLE_SUFFIXES]
         try:
             cur.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(sql.SQL(", ").join(tables)))
         except psycopg.errors.UndefinedTable:

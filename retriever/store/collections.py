@@ -9,7 +9,7 @@ from psycopg.rows import class_row
 from retriever.errors import CollectionNotFound, EmbeddingMismatch, InputError
 from retriever.store.languages import DEFAULT_LANGUAGE, find_language, text_search
 from retriever.store.postings import create_postings
-from retriever.store.tables import SCHEMA, SIDE_TABLES, Collection, validate_name
+from retriever.store.tables import SCHEMA, TABLE_SUFFIXES, Collection, validate_name
 from retriever.store.vector_index import VectorIndex, build_memory_mb, column_type, index_statement
 
 __all__ = [
@@ -209,7 +209,7 @@ def drop_collection(conn: psycopg.Connection, name: str) -> None:
     """Delete the collection and all its tables."""
     collection = get_collection(conn, name)
     with conn.transaction(), conn.cursor() as cur:
-        for suffix in ("", *SIDE_TABLES):
+        for suffix in TABLE_SUFFIXES:
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(collection.table(suffix)))
         cur.execute("DELETE FROM hybrid_rag.collections WHERE name = %s", (name,))
 

@@ -15,7 +15,7 @@ from psycopg import sql
 from retriever.errors import CollectionNotFound, DatabaseUnavailable
 from retriever.store.collections import REGISTRY_COLUMNS
 from retriever.store.plans import Execute, Plan, arun_plan, run_plan
-from retriever.store.tables import SIDE_TABLES, Collection, validate_name
+from retriever.store.tables import TABLE_SUFFIXES, Collection, validate_name
 from retriever.store.writer import locked
 
 __all__ = ["adrop_locked", "drop_locked", "drop_plan"]
@@ -39,7 +39,7 @@ def drop_plan(name: str) -> Plan[None]:
     collection = Collection(*found[0])
     yield from locked(collection)
     yield Execute("SELECT set_config('lock_timeout', %s, true)", (f"{_DROP_LOCK_TIMEOUT_MS}ms",))
-    tables = [collection.table(suffix) for suffix in ("", *SIDE_TABLES)]
+    tables = [collection.table(suffix) for suffix in TABLE_SUFFIXES]
     yield Execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.SQL(", ").join(tables)))
     yield Execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(", ").join(tables)))
     yield Execute("DELETE FROM hybrid_rag.collections WHERE name = %s", (name,))

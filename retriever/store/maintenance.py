@@ -17,11 +17,9 @@ from psycopg import sql
 
 from retriever.store.collections import ensure_indexes, get_collection, index_kinds
 from retriever.store.postings import REBUILD_TOMBSTONES, bulk_pending, refresh_postings, stale_share
-from retriever.store.tables import SCHEMA, SIDE_TABLES, Collection
+from retriever.store.tables import SCHEMA, TABLE_SUFFIXES, Collection
 
 __all__ = ["CollectionStats", "collection_stats", "maintain_collection"]
-
-_SUFFIXES = ("", *SIDE_TABLES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +65,7 @@ def _tables(collection: Collection) -> dict[str, sql.Identifier]:
 
 
 def _table_names(collection: Collection) -> list[str]:
-    return [f"{collection.name}__{suffix}" if suffix else collection.name for suffix in _SUFFIXES]
+    return [f"{collection.name}__{suffix}" if suffix else collection.name for suffix in TABLE_SUFFIXES]
 
 
 def collection_stats(conn: psycopg.Connection, collection: Collection) -> CollectionStats:
@@ -110,6 +108,6 @@ def maintain_collection(conn: psycopg.Connection, collection: Collection, *, rei
         for index in index_kinds(collection).values():  # rebuilt below with the collection's own settings
             conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(collection.qualified_index(index)))
     ensure_indexes(conn, collection)
-    for suffix in _SUFFIXES:
+    for suffix in TABLE_SUFFIXES:
         conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(collection.table(suffix)))
     return collection_stats(conn, collection)

@@ -23,16 +23,31 @@ from psycopg import sql
 from retriever.errors import InvalidName
 from retriever.store.vector_index import VectorIndex
 
-__all__ = ["SCHEMA", "SHARED_WRITE_LOCK", "SIDE_TABLES", "WRITE_LOCK", "Collection", "validate_name"]
+__all__ = [
+    "REGISTERED_EMBEDDINGS",
+    "SCHEMA",
+    "SHARED_WRITE_LOCK",
+    "SIDE_TABLES",
+    "TABLE_SUFFIXES",
+    "WRITE_LOCK",
+    "Collection",
+    "table_of",
+    "validate_name",
+]
 
 SCHEMA = "hybrid_rag"
 SIDE_TABLES = ("documents", "postings", "terms", "tombstones")
+TABLE_SUFFIXES = ("", *SIDE_TABLES)  # every table of a collection: the chunks, then its side tables
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 # Writers of one collection serialise on this lock; bulk-load batches share it (they only add
 # new documents and leave term statistics to the final rebuild, which takes it exclusively).
 WRITE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('hybrid_rag.write:' || %(collection)s))"
 SHARED_WRITE_LOCK = "SELECT pg_advisory_xact_lock_shared(hashtext('hybrid_rag.write:' || %(collection)s))"
+
+# The model a collection's vectors come from, as its writers re-read it under the write lock:
+# a re-embed may have swapped in another one since they read the collection.
+REGISTERED_EMBEDDINGS = "SELECT embedding_model, dimensions FROM hybrid_rag.collections WHERE name = %(collection)s"
 
 
 def validate_name(name: str) -> str:
@@ -46,6 +61,11 @@ def validate_name(name: str) -> str:
             "underscores, starting with a letter"
         )
     return name
+
+
+def table_of(name: str, suffix: str = "") -> sql.Identifier:
+    """`hybrid_rag.<name>` or its side table `hybrid_rag.<name>__<suffix>`, for a valid collection `name`."""
+    return sql.Identifier(SCHEMA, f"{name}__{suffix}" if suffix else name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +106,7 @@ class Collection:
 
     def table(self, suffix: str = "") -> sql.Identifier:
         """`hybrid_rag.<name>` or one of its side tables (`documents`, `postings`, `terms`, `tombstones`)."""
-        return sql.Identifier(SCHEMA, f"{self.name}__{suffix}" if suffix else self.name)
+        return table_of(self.name, suffix)
 
     def index(self, suffix: str) -> sql.Identifier:
         """Name of one of the collection's indexes (unqualified, as CREATE INDEX wants)."""

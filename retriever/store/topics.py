@@ -18,7 +18,7 @@ from psycopg import sql
 
 from retriever.errors import InputError
 from retriever.store.bm25 import idf_sql
-from retriever.store.tables import WRITE_LOCK, Collection
+from retriever.store.tables import REGISTERED_EMBEDDINGS, WRITE_LOCK, Collection
 
 __all__ = ["StoredTopic", "assign_topics", "chunk_vectors", "distinctive_terms", "key_in_use", "save_topics", "topics"]
 
@@ -95,9 +95,6 @@ def distinctive_terms(
     return {int(topic): list(found) for topic, found in rows}
 
 
-_EMBEDDINGS = "SELECT embedding_model, dimensions FROM hybrid_rag.collections WHERE name = %(collection)s"
-
-
 def save_topics(
     conn: psycopg.Connection,
     collection: Collection,
@@ -116,7 +113,7 @@ def save_topics(
     """
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(WRITE_LOCK, {"collection": collection.name})
-        now = cur.execute(_EMBEDDINGS, {"collection": collection.name}).fetchone()
+        now = cur.execute(REGISTERED_EMBEDDINGS, {"collection": collection.name}).fetchone()
         if now != (collection.embedding_model, collection.dimensions):
             raise InputError(
                 f"collection {collection.name!r} was re-embedded while its topics were computed: run topics again"

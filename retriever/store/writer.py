@@ -25,7 +25,7 @@ from retriever.errors import CollectionNotFound
 from retriever.store.collections import check_embeddings
 from retriever.store.plans import Copy, Execute, Plan, arun_plan, run_ops, run_plan
 from retriever.store.postings import append_op, load_finished_op
-from retriever.store.tables import SHARED_WRITE_LOCK, WRITE_LOCK, Collection
+from retriever.store.tables import REGISTERED_EMBEDDINGS, SHARED_WRITE_LOCK, WRITE_LOCK, Collection
 from retriever.store.topics import assign_topics
 
 __all__ = [
@@ -96,8 +96,6 @@ WHERE name = %(collection)s
 
 _NEW_CHUNKS = sql.SQL("c.document_id = ANY(%(document_ids)s)")
 
-_REGISTERED = "SELECT embedding_model, dimensions FROM hybrid_rag.collections WHERE name = %(collection)s"
-
 
 def locked(collection: Collection, *, shared: bool = False, embeddings: bool = False) -> Plan[None]:
     """Take the collection's write lock; `CollectionNotFound` when it was dropped meanwhile (the drop holds it too).
@@ -106,7 +104,7 @@ def locked(collection: Collection, *, shared: bool = False, embeddings: bool = F
     swap holds the lock too): vectors of the model `collection` names would no longer fit.
     """
     yield Execute(SHARED_WRITE_LOCK if shared else WRITE_LOCK, {"collection": collection.name})
-    registered = yield Execute(_REGISTERED, {"collection": collection.name})
+    registered = yield Execute(REGISTERED_EMBEDDINGS, {"collection": collection.name})
     if not registered:
         raise _dropped(collection)
     if embeddings:
