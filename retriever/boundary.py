@@ -2,8 +2,9 @@
 
 psycopg's errors go by SQLSTATE (the table is `retriever.errors.database_error`), the
 pool's timeout and lost connections are the database being unreachable, a connection the
-server refuses for its DSN is a configuration error, and the ingest package's input
-errors are the caller's. The CLI and HTTP then map ours once more, to exit codes and
+server refuses for its DSN is a configuration error, the ingest package's input
+errors are the caller's, and the embedding service's go by
+`retriever.errors.embedding_service_error`. The CLI and HTTP then map ours once more, to exit codes and
 problem details.
 """
 
@@ -16,7 +17,7 @@ from collections.abc import Iterator
 import psycopg
 
 from ingest import IngestInputError
-from retriever.errors import ConfigurationError, HybridRagError, InputError, database_error
+from retriever.errors import ConfigurationError, HybridRagError, InputError, database_error, embedding_service_error
 from retriever.store.database import mask_dsn
 
 __all__ = ["map_errors"]
@@ -56,3 +57,8 @@ def map_errors() -> Iterator[None]:
         elif sqlstate is None and isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
             sqlstate = "08000"  # could not connect, connection lost, no pooled connection in time
         raise database_error(sqlstate, line, operational=isinstance(exc, psycopg.OperationalError)) from exc
+    except Exception as exc:
+        ours = embedding_service_error(exc)  # the OpenAI client's, when a remote model embeds
+        if ours is None:
+            raise
+        raise ours from exc

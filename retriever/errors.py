@@ -10,7 +10,8 @@
     │   ├── CollectionNotFound
     │   └── DocumentNotFound
     ├── CollectionIncomplete       its derived state (postings, statistics) is unfinished: HTTP 409
-    ├── ConfigurationError         settings that cannot work (missing extra, bad EMBEDDINGS)
+    ├── ConfigurationError         settings that cannot work (missing extra, bad EMBEDDINGS, a refused key)
+    ├── EmbeddingsUnavailable      the embedding service cannot be reached or is overloaded: HTTP 503, retry
     ├── DatabaseUnavailable        cannot connect, connection lost, statement or lock timeout: HTTP 503, retry
     │   └── EmbeddingsReplaced     a re-embed swapped the collection's vectors during the search
     └── DatabaseFault              the database answered with an error only an operator can fix: HTTP 500
@@ -33,6 +34,7 @@ __all__ = [
     "DocumentNotFound",
     "EmbeddingMismatch",
     "EmbeddingsReplaced",
+    "EmbeddingsUnavailable",
     "HybridRagError",
     "InputError",
     "InvalidFilter",
@@ -88,6 +90,31 @@ class CollectionIncomplete(HybridRagError):
 
 class ConfigurationError(HybridRagError):
     """The settings cannot work, e.g. an optional extra is not installed."""
+
+
+class EmbeddingsUnavailable(HybridRagError):
+    """The embedding service (an OpenAI-compatible server) could not be reached, timed out, or is
+    overloaded; retry later. A request it refuses for good is a `ConfigurationError` or `InputError`."""
+
+    retry_after_s: int = 5
+
+
+def embedding_service_error(exc: BaseException) -> HybridRagError | None:
+    """Ours for an error of the OpenAI client (None for any other): passing trouble is
+    `EmbeddingsUnavailable`, a key, permission or model the service refuses `ConfigurationError`,
+    a request it rejects `InputError`. The client is imported only when one of its errors is seen."""
+    if type(exc).__module__.partition(".")[0] != "openai":
+        return None
+    import openai
+
+    said = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError)):
+        return EmbeddingsUnavailable(f"the embedding service is unavailable ({said}): retry later")
+    if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)):
+        return ConfigurationError(f"the embedding service refused the request ({said}): check EMBEDDINGS and the key")
+    if isinstance(exc, openai.BadRequestError):
+        return InputError(f"the embedding service rejected the input: {said}")
+    return EmbeddingsUnavailable(f"the embedding service failed ({said}): retry later")
 
 
 class DatabaseUnavailable(HybridRagError):

@@ -10,6 +10,7 @@ InvalidName                  422      invalid-name
 LimitExceeded                422      limit-exceeded         (also PostgreSQL's: SQLSTATE class 54, 65535 parameters)
 other InputError             422      invalid-input          (also values the database rejects: SQLSTATE class 22)
 DatabaseUnavailable          503      database-unavailable   (+ Retry-After; general terms, the driver's line is logged)
+EmbeddingsUnavailable        503      embeddings-unavailable (+ Retry-After: the embedding service is unreachable)
 DatabaseDiskFull             507      database-disk-full     (the database server's disk is full: no Retry-After)
 DatabaseFault                500      database-fault         (what happened in plain words; the database's line and
                                                              what to do are logged, for the operator; no Retry-After)
@@ -43,6 +44,7 @@ from retriever.errors import (
     DatabaseUnavailable,
     DocumentNotFound,
     EmbeddingMismatch,
+    EmbeddingsUnavailable,
     HybridRagError,
     InputError,
     InvalidFilter,
@@ -90,6 +92,7 @@ _OURS: tuple[tuple[type[Exception], int, str, str], ...] = (
     (LimitExceeded, 422, "limit-exceeded", "Over a configured limit"),
     (InputError, 422, "invalid-input", "Invalid input"),
     (DatabaseUnavailable, 503, "database-unavailable", "Database unavailable"),
+    (EmbeddingsUnavailable, 503, "embeddings-unavailable", "Embedding service unavailable"),
     (DatabaseDiskFull, 507, "database-disk-full", "Database disk full"),
     (DatabaseFault, 500, "database-fault", "Database fault"),
 )
@@ -106,7 +109,7 @@ def _ours(request: Request, exc: HybridRagError) -> Response[Problem]:
     if isinstance(exc, DatabaseFault):
         log.error("%s %s: %s", request.method, request.url.path, exc)  # says what the operator must do
         detail = exc.summary or detail
-    if isinstance(exc, DatabaseUnavailable):
+    if isinstance(exc, (DatabaseUnavailable, EmbeddingsUnavailable)):
         headers["Retry-After"] = str(exc.retry_after_s)
         if isinstance(exc.__cause__, psycopg.Error):
             log.warning("%s %s: %s", request.method, request.url.path, exc)
@@ -204,7 +207,7 @@ _DESCRIPTIONS = {
     413: "Request body over MAX_REQUEST_BYTES",
     422: "Invalid request: wrong types, unknown fields, bad filter, or over a configured limit",
     500: "The database answered with an error an operator must fix (memory, files, privileges, corruption)",
-    503: "Database unreachable or too slow; retry after Retry-After seconds",
+    503: "Database or embedding service unreachable or too slow; retry after Retry-After seconds",
     507: "The database server's disk is full; an operator must free space",
 }
 

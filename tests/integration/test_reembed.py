@@ -240,8 +240,11 @@ def test_a_reembed_to_halfvec_indexes_3072_dimensions_and_searches(settings, col
     assert {"glacier", "river"} & set(hits[0].content.split())
 
 
-def test_reembed_mistakes_on_the_command_line_are_one_line(settings, collection_name, old_model):
+def test_reembed_mistakes_on_the_command_line_are_one_line(settings, collection_name, old_model, monkeypatch):
     Engine(settings, model=old_model).ingest(collection_name, corpus(3), ChunkingConfig())
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens: the service is unreachable
+    monkeypatch.setenv("OPENAI_API_KEY", "test")
+    assert_user_error(run("reembed", "-c", collection_name, "--embeddings", "openai:m"), "embedding service")
     assert_user_error(run("reembed", "-c", collection_name, "--embeddings", "nonsense"), "EMBEDDINGS='nonsense'")
     assert_user_error(run("reembed", "-c", "no_such_collection", "--embeddings", "local"), "no_such_collection")
 

@@ -16,6 +16,7 @@ from retriever.errors import (
     DatabaseDiskFull,
     DatabaseFault,
     DatabaseUnavailable,
+    EmbeddingsUnavailable,
     HybridRagError,
     InputError,
     InvalidName,
@@ -199,3 +200,35 @@ def test_our_errors_pass_and_the_ingest_packages_input_errors_become_ours():
     assert mapped(ours) is ours
     result = mapped(IngestInputError("no such file: notes.md"))
     assert type(result) is InputError and str(result) == "no such file: notes.md"
+
+
+def _openai_errors() -> list[tuple[Exception, type[HybridRagError]]]:
+    import httpx
+    import openai
+
+    request = httpx.Request("POST", "https://embeddings.example/v1/embeddings")
+
+    def status(kind: type[openai.APIStatusError], code: int) -> openai.APIStatusError:
+        return kind("refused", response=httpx.Response(code, request=request), body=None)
+
+    return [
+        (openai.APIConnectionError(request=request), EmbeddingsUnavailable),
+        (openai.APITimeoutError(request=request), EmbeddingsUnavailable),
+        (status(openai.RateLimitError, 429), EmbeddingsUnavailable),
+        (status(openai.InternalServerError, 500), EmbeddingsUnavailable),
+        (status(openai.AuthenticationError, 401), ConfigurationError),
+        (status(openai.NotFoundError, 404), ConfigurationError),
+        (status(openai.BadRequestError, 400), InputError),
+    ]
+
+
+def test_the_embedding_services_errors_become_ours_outages_apart_from_refusals():
+    for error, ours in _openai_errors():
+        result = mapped(error)
+        assert type(result) is ours, (error, result)
+        assert "embedding service" in str(result) and "\n" not in str(result)
+
+
+def test_other_errors_pass_through_unchanged():
+    error = RuntimeError("a bug")
+    assert mapped(error) is error

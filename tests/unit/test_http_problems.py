@@ -20,6 +20,7 @@ from retriever.errors import (
     DatabaseUnavailable,
     DocumentNotFound,
     EmbeddingMismatch,
+    EmbeddingsUnavailable,
     InputError,
     InvalidFilter,
     InvalidName,
@@ -86,6 +87,10 @@ def timed_out() -> DatabaseUnavailable:
         (unreachable(), "the database is unreachable"),
         (timed_out(), "the database did not answer in time"),
         (DatabaseUnavailable("every write slot stayed busy; retry later"), "every write slot stayed busy; retry later"),
+        (
+            EmbeddingsUnavailable("the embedding service is unavailable (Connection error.): retry later"),
+            "the embedding service is unavailable (Connection error.): retry later",
+        ),
     ],
 )
 def test_database_trouble_is_503_with_retry_after_and_no_internals(exc, detail):
