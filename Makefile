@@ -25,9 +25,14 @@ demo: install
 	$(BIN)/hybrid-rag search "how long do beans stay fresh" --collection demo -k 3 --filter '{"year": {"$$gte": 2023}}'
 	$(BIN)/hybrid-rag search --like samples/corpus/coffee/espresso-basics.md --collection demo -k 3 --collapse
 
+# Debian's PostgreSQL 15 with pgvector, and Citus built for it: the tests named `citus` start a 3-node cluster
 test: install
 	bash tools/postgres15.sh
+	bash tools/citus-cluster.sh install
 	$(BIN)/python -m pytest
+# the integration suite again on PostgreSQL 15, the oldest server supported (the run above is on the embedded 18);
+# the Citus tests already compare the cluster with it
+	TEST_SERVER=postgres15 $(BIN)/python -m pytest tests/integration -k "not citus"
 
 lint: install
 	$(BIN)/ruff check .

@@ -216,6 +216,40 @@ def scale_command(
     _emit(results, scale_table(results), as_json, out)
 
 
+@bench.command("citus")
+@dataset_argument
+@click.option(
+    "--cluster", metavar="URL", envvar="DATABASE_URL", show_envvar=True, required=True, help="Citus coordinator."
+)
+@click.option("--single", metavar="URL", help="Single node to compare with  [default: the embedded server]")
+@click.option("--split", default="test", show_default=True, help="Which qrels/<split>.tsv judges the queries.")
+@json_option
+@out_option
+@cli_errors
+def citus_command(
+    dataset_dir: Path, cluster: str, single: str | None, split: str, as_json: bool, out: Path | None
+) -> None:
+    """Ingest chunks/s, nDCG@10, top-10 overlap and p50/p95 database time: a Citus cluster vs a single node.
+
+    The same chunks and embeddings go into a fresh collection on each (dropped afterwards);
+    every query runs in each mode on both, in turns. Ratios are cluster/single, same run.
+
+    \b
+    Example:
+        CITUS_PORT=9800 CITUS_SHARD_COUNT=8 bash tools/citus-cluster.sh start /tmp/bench-citus
+        hybrid-rag bench citus ../shared/datasets/scifact --cluster postgresql://postgres@127.0.0.1:9800/hybrid_rag
+    """
+    from bench.citus import citus_table, run_citus_bench, server_settings
+
+    anchor = server_settings(single)
+    model = get_embedding_model(anchor)
+    try:
+        results = run_citus_bench(anchor, server_settings(cluster), dataset_dir, model, split=split)
+    except DatasetError as exc:
+        raise CliError(str(exc)) from None
+    _emit(results, citus_table(results), as_json, out)
+
+
 @bench.command("embed")
 @dataset_argument
 @click.option("--chunks", default=256, show_default=True, type=click.IntRange(min=1), help="Chunks per round.")

@@ -159,6 +159,7 @@ class DatabaseDiskFull(DatabaseFault):
 # Connection failures without a SQLSTATE (could not connect, connection lost) are for
 # `map_errors` to recognise; it hands them over as class 08.
 _UNREACHABLE = "database unreachable"
+_NODE_LOST = "failure on connection marked as essential"  # Citus, src/backend/distributed/transaction
 _SQLSTATES: dict[str, tuple[type[HybridRagError], str, str]] = {
     # passing trouble: retry later
     "08": (DatabaseUnavailable, _UNREACHABLE, ""),  # connection_exception
@@ -208,6 +209,8 @@ def database_error(sqlstate: str | None, reported: str, *, operational: bool = F
     An unclassified code is `DatabaseUnavailable` when `operational` (psycopg's
     OperationalError), else `DatabaseFault`: never a traceback.
     """
+    if sqlstate == "XX000" and reported.startswith(_NODE_LOST):
+        sqlstate = "08006"  # a Citus worker lost mid-transaction: an outage, reported without a code of its own
     found = (_SQLSTATES.get(sqlstate) or _SQLSTATES.get(sqlstate[:2])) if sqlstate else None
     if found is None:
         failed = "the database could not run the statement"

@@ -16,9 +16,10 @@ import numpy as np
 from psycopg import sql
 
 from retriever.filters import compile_filter
-from retriever.query import REGISTRY, session_settings
+from retriever.query import REGISTRY
 from retriever.results import SearchParams
 from retriever.search import Step, StepResult, expect_embeddings
+from retriever.search_settings import session_settings
 from retriever.settings import Settings
 from retriever.store.collections import check_embeddings
 from retriever.store.tables import Collection, validate_name
@@ -80,6 +81,6 @@ def nearest_steps(
     )
     setup = session_settings(params, settings, iterative_scan=bool(iterative_scan), collection=collection)
     # the collection's vectors may not change between the check above and the statement
-    steps = [expect_embeddings(collection), setup, (statement, {**values, "embedding": embedding})]
+    steps = [expect_embeddings(collection), *setup, (statement, {**values, "embedding": embedding})]
     rows = (yield Step(steps, atomic=True)).rows
     return [Neighbour(*row[:4], None if row[4] is None else np.asarray(row[4], dtype=np.float32)) for row in rows]

@@ -13,11 +13,9 @@ from psycopg import sql
 from retriever.filters import compile_filter
 from retriever.fusion import FUSION_SQL
 from retriever.results import SearchParams
-from retriever.settings import Settings
 from retriever.store.bm25 import idf_sql, query_weight_sql, term_weight_sql
 from retriever.store.collections import SEARCH_REGISTRY as REGISTRY
 from retriever.store.tables import Collection
-from retriever.store.vector_index import default_probes
 
 __all__ = [
     "LIKE_TERMS",
@@ -27,7 +25,6 @@ __all__ = [
     "TEXT_RESCORE",
     "build_search",
     "like_statement",
-    "session_settings",
 ]
 
 # The BM25 leg's bounds (`hybrid-rag bench scale` measures what they cost against exact BM25):
@@ -97,15 +94,16 @@ text_read AS (
     SELECT r.* FROM (
         SELECT p.key, max(p.length) AS length,
                sum({read_score}) AS partial,
-               (SELECT bound FROM cut_terms) - sum(p.bound) AS missing  -- bounds of the cut terms not found
+               cut.bound - sum(p.bound) AS missing  -- bounds of the cut terms not found
         FROM (  -- unnest in the select list: the arrays in step, no tuplestore per block
             SELECT b.weight, b.avgdl, b.bound,
                    unnest(b.chunk_keys) AS key, unnest(b.tfs) AS tf, unnest(b.lengths) AS length
             FROM term_blocks b WHERE b.nth <= coalesce(b.depth, b.nth)
         ) p
+        CROSS JOIN cut_terms cut  -- one row (not a subquery here: Citus pushes no subquery above a GROUP BY)
         {text_join}
         WHERE {text_filter}
-        GROUP BY p.key
+        GROUP BY p.key, cut.bound
     ) r
     -- deleted chunks' postings, dropped once per chunk (below the GROUP BY, the planner
     -- would expect one row and sort rather than hash)
@@ -273,30 +271,6 @@ def build_search(
         "collapse": params.collapse,
         **filter_params,
     }
-    return statement, values
-
-
-def session_settings(
-    params: SearchParams, settings: Settings, *, iterative_scan: bool, collection: Collection | None = None
-) -> tuple[str, dict[str, str]]:
-    """The transaction-local settings of one search (never leaked to the pool), for either index kind:
-    `ivfflat.probes` is `params.probes`, else `default_probes` of the `collection` (without one: pgvector's, 1)."""
-    # ef_search bounds how many rows an HNSW scan yields: below `candidates` it starves fusion.
-    ef_search = min(1000, max(params.ef_search or settings.ef_search, params.candidates))
-    lists, rows = (collection.ivfflat_lists, collection.chunk_count) if collection else (1, 1)
-    probes = params.probes or default_probes(lists, rows, params.candidates)
-    statement = (
-        "SELECT set_config('hnsw.ef_search', %(ef_search)s, true), set_config('ivfflat.probes', %(probes)s, true), "
-        "set_config('statement_timeout', %(timeout)s, true)"
-    )
-    values = {"ef_search": str(ef_search), "probes": str(probes), "timeout": str(settings.statement_timeout_ms)}
-    if params.filter:
-        # how selective a filter is decides the plan: never reuse a generic one for it
-        statement += ", set_config('plan_cache_mode', 'force_custom_plan', true)"
-        if iterative_scan:
-            # a selective filter would leave the index scan with fewer than k rows; keep scanning
-            statement += ", set_config('hnsw.iterative_scan', 'relaxed_order', true)"
-            statement += ", set_config('ivfflat.iterative_scan', 'relaxed_order', true)"
     return statement, values
 
 

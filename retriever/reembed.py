@@ -118,9 +118,9 @@ class CollectionReembedding:
             shown.advance(total - pending)
         counter, after = _Counted(model, model.dimensions), 0
         while rows := store.pending_chunks(conn, collection, batch_size, after):
-            vectors = counter.embed([text for _, text in rows])
+            vectors = counter.embed([text for *_, text in rows])
             with conn.transaction():
-                store.write_next(conn, collection, [key for key, _ in rows], vectors)
+                store.write_next(conn, collection, rows, vectors)
             after = rows[-1][0]
             if shown is not None:
                 shown.advance(len(rows))

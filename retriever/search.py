@@ -20,8 +20,9 @@ from psycopg import sql
 
 from ingest import text_problem
 from retriever.errors import CollectionIncomplete, CollectionNotFound, DocumentNotFound, InputError, LimitExceeded
-from retriever.query import REGISTRY, build_search, like_statement, session_settings
+from retriever.query import REGISTRY, build_search, like_statement
 from retriever.results import Hit, SearchParams
+from retriever.search_settings import session_settings
 from retriever.settings import Settings
 from retriever.store.collections import check_embeddings
 from retriever.store.tables import Collection, validate_name
@@ -141,7 +142,7 @@ def search_steps(
     statement = build_search(collection, params, query=query, embedding=embedding, terms=terms, exclude_document=like)
     setup = session_settings(params, settings, iterative_scan=bool(iterative_scan), collection=collection)
     vectors = [expect_embeddings(collection)] if params.needs_vector or like is not None else []
-    searched = yield Step([*vectors, setup, statement], atomic=True)
+    searched = yield Step([*vectors, *setup, statement], atomic=True)
     return Searched([Hit(*row) for row in searched.rows], searched.ms)
 
 

@@ -3,7 +3,10 @@
 `tools/postgres15.sh` installs the server and builds pgvector into it; this plugin runs
 one cluster per test session (initdb in a temporary folder, a free loopback port, trust
 authentication on loopback only) and removes it at the end. `postgres15_settings` are
-`Settings` whose DATABASE_URL points at it, so the same engine code runs there.
+`Settings` whose DATABASE_URL points at it, so the same engine code runs there;
+`postgres15_cluster()` is the same cluster as a context manager, which the session's
+`settings` (tests/conftest.py) use when TEST_SERVER=postgres15, so that the whole
+integration suite runs on PostgreSQL 15 as well as on the embedded PostgreSQL 18.
 
 When the server is not installed, a test that asks for it FAILS (never skips): CI runs
 the script before the tests, and a missing server there is a fault to see.
@@ -20,6 +23,7 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -27,7 +31,7 @@ import pytest
 
 from retriever.settings import Settings
 
-__all__ = ["BIN", "SHARE", "postgres15_settings"]
+__all__ = ["BIN", "SHARE", "postgres15_cluster", "postgres15_settings"]
 
 BIN = Path("/usr/lib/postgresql/15/bin")
 SHARE = Path("/usr/share/postgresql/15")
@@ -64,9 +68,12 @@ def _check_installed() -> str | None:
     return "postgres"
 
 
-@pytest.fixture(scope="session")
-def postgres15_settings() -> Iterator[Settings]:
-    """Settings whose DATABASE_URL is a fresh PostgreSQL 15 cluster on loopback, removed after the session."""
+@contextmanager
+def postgres15_cluster() -> Iterator[Settings]:
+    """Settings whose DATABASE_URL is a fresh PostgreSQL 15 cluster on loopback; the cluster is removed on exit.
+
+    A plain context manager, so the session's `settings` can run on it too (TEST_SERVER=postgres15).
+    """
     owner = _check_installed()
     # Outside pytest-of-<user>: pytest resets that folder to 0700, which would lock the owner out.
     folder = Path(tempfile.mkdtemp(prefix="hybrid-rag-pg15-"))
@@ -100,3 +107,10 @@ def postgres15_settings() -> Iterator[Settings]:
     finally:
         _run_as(owner, str(BIN / "pg_ctl"), "--pgdata", str(data), "--mode", "immediate", "--wait", "stop", check=False)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres15_settings() -> Iterator[Settings]:
+    """Settings whose DATABASE_URL is a fresh PostgreSQL 15 cluster on loopback, removed after the session."""
+    with postgres15_cluster() as settings:
+        yield settings

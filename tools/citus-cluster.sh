@@ -5,7 +5,8 @@
 #   bash tools/citus-cluster.sh install        # packages, pgvector, Citus: once per machine (~5 min)
 #   bash tools/citus-cluster.sh start [DIR]    # a new cluster in DIR (default /tmp/hybrid-rag-citus); prints its URL
 #   bash tools/citus-cluster.sh url [DIR]      # the coordinator's DATABASE_URL
-#   bash tools/citus-cluster.sh stop [DIR]     # stops the three servers (DIR stays; start reuses it)
+#   bash tools/citus-cluster.sh stop [DIR] [NODE...]  # stops the servers, or only the named ones
+#                                              # (coordinator, worker1, worker2); DIR stays, start restarts them
 #   bash tools/citus-cluster.sh remove [DIR]   # stops them and deletes DIR
 #
 # `install` needs root (or password-less sudo) for apt-get and `make install`; it skips what
@@ -13,7 +14,9 @@
 # (PostgreSQL refuses to run as root), each with `shared_preload_libraries = 'citus'`,
 # trust authentication on loopback only, and a database `hybrid_rag` holding the citus and
 # vector extensions; the workers are registered with the coordinator. Ports: CITUS_PORT
-# (default 9700) for the coordinator, the next two for the workers.
+# (default 9700) for the coordinator, the next two for the workers. CITUS_SHARD_COUNT
+# (default 32, Citus' own) is the number of shards each new collection is split into: set
+# when DIR is new, kept in its configuration.
 set -euo pipefail
 
 # shellcheck source=tools/postgres15.sh
@@ -24,6 +27,8 @@ CITUS_SHA256=c8fc76dc8294636a52b1a0dd75a20d8b4a36937df6443e30ca84d8d0464a6bb9
 CITUS_PATCH_SHA256=e16fabd775be762747b83a142b97fc77fbc6aa4f93d011b1decb2d0b0fc42adf
 CITUS_DIR_DEFAULT=${TMPDIR:-/tmp}/hybrid-rag-citus
 PORT=${CITUS_PORT:-9700}
+SHARD_COUNT=${CITUS_SHARD_COUNT:-32}
+[[ $SHARD_COUNT =~ ^[1-9][0-9]*$ ]] || { echo "citus-cluster: CITUS_SHARD_COUNT must be a positive integer" >&2; exit 2; }
 NODES=(coordinator worker1 worker2)
 DATABASE=hybrid_rag
 
@@ -99,6 +104,8 @@ citus_start() {
                 || { tail -n 20 "$dir/$node.log" >&2; return 1; }
         fi
         if $fresh; then
+            # kept in the node's own configuration: a restart without the variable keeps it
+            sql "$port" -c "ALTER SYSTEM SET citus.shard_count = $SHARD_COUNT" -c "SELECT pg_reload_conf()" >/dev/null
             sql "$port" -c "CREATE DATABASE $DATABASE"
             sql "$port" -d "$DATABASE" -c "CREATE EXTENSION citus" -c "CREATE EXTENSION vector"
         fi
@@ -120,7 +127,9 @@ citus_url() {
 
 citus_stop() {
     local dir=${1:-$CITUS_DIR_DEFAULT} node
-    for node in "${NODES[@]}"; do
+    shift || true
+    [ $# -gt 0 ] || set -- "${NODES[@]}"
+    for node in "$@"; do
         if [ -f "$dir/$node/PG_VERSION" ]; then
             as_owner "$PG15_BIN/pg_ctl" --pgdata "$dir/$node" --mode fast --wait --silent stop 2>/dev/null || true
         fi
@@ -137,10 +146,10 @@ case "${1:-}" in
     install) citus_install ;;
     start) citus_start "${2:-}" ;;
     url) citus_url "${2:-}" ;;
-    stop) citus_stop "${2:-}" ;;
+    stop) citus_stop "${@:2}" ;;
     remove) citus_remove "${2:-}" ;;
     *)
-        sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+        sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
         exit 2
         ;;
 esac

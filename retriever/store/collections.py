@@ -7,9 +7,10 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from retriever.errors import CollectionNotFound, EmbeddingMismatch, InputError
+from retriever.store.citus import distribute_chunks, on_citus, replicate
 from retriever.store.languages import DEFAULT_LANGUAGE, find_language, text_search
 from retriever.store.postings import create_postings
-from retriever.store.tables import SCHEMA, TABLE_SUFFIXES, Collection, validate_name
+from retriever.store.tables import SCHEMA, TABLE_SUFFIXES, Collection, statements, validate_name
 from retriever.store.vector_index import VectorIndex, build_memory_mb, column_type, index_statement
 
 __all__ = [
@@ -34,7 +35,7 @@ __all__ = [
 REGISTRY_COLUMNS = sql.SQL(
     """name, embedding_model, dimensions, text_config::text AS text_config, chunk_count, total_length,
        created_at, to_regclass('hybrid_rag.' || quote_ident(name || '_postings_order')) IS NOT NULL AS complete,
-       language, accent_insensitive, index_kind, storage, hnsw_m, ef_construction, ivfflat_lists"""
+       language, accent_insensitive, index_kind, storage, hnsw_m, ef_construction, ivfflat_lists, distributed"""
 )
 _SELECT = sql.SQL("SELECT {} FROM hybrid_rag.collections ").format(REGISTRY_COLUMNS)
 
@@ -88,15 +89,16 @@ def check_embeddings(collection: Collection, model: str, dimensions: int | None 
 
 _CREATE_TABLES = """
 CREATE TABLE {chunks} (
-    id            text PRIMARY KEY,
-    key           bigint GENERATED ALWAYS AS IDENTITY UNIQUE,  -- compact handle for postings
+    id            text NOT NULL,
+    key           bigint GENERATED ALWAYS AS IDENTITY,  -- compact handle for postings
     document_id   text NOT NULL,
     chunk_index   integer NOT NULL,
     content       text NOT NULL,
     metadata      jsonb NOT NULL DEFAULT '{{}}',
     content_hash  text NOT NULL,
     embedding     {column_type} NOT NULL,
-    tsv           tsvector GENERATED ALWAYS AS (to_tsvector({config}, content)) STORED
+    tsv           tsvector GENERATED ALWAYS AS (to_tsvector({config}, content)) STORED,
+    {keys}
 );
 CREATE INDEX {document_index} ON {chunks} (document_id);
 CREATE INDEX {metadata_index} ON {chunks} USING gin (metadata jsonb_path_ops);
@@ -110,6 +112,11 @@ CREATE TABLE {tombstones} (
     key  bigint PRIMARY KEY  -- a deleted chunk whose postings are still in the blocks
 );
 """
+# A chunk's id and key are unique in the collection; on Citus, whose unique keys must hold the
+# distribution column, the id is unique within its document and the key only indexed.
+_KEYS = "PRIMARY KEY (id), UNIQUE (key)"
+_CITUS_KEYS = "PRIMARY KEY (document_id, id)"
+_CITUS_KEY_INDEX = "CREATE INDEX {key_index} ON {chunks} (key)"
 
 
 def create_collection(
@@ -153,8 +160,8 @@ def create_collection(
         index = (index or VectorIndex()).validate(dimensions)
         cur.execute(
             "INSERT INTO hybrid_rag.collections (name, embedding_model, dimensions, text_config, language, "
-            "accent_insensitive, index_kind, storage, hnsw_m, ef_construction, ivfflat_lists) "
-            "VALUES (%s, %s, %s, %s::regconfig, %s, %s, %s, %s, %s, %s, %s)",
+            "accent_insensitive, index_kind, storage, hnsw_m, ef_construction, ivfflat_lists, distributed) "
+            "VALUES (%s, %s, %s, %s::regconfig, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 name,
                 embedding_model,
@@ -167,20 +174,27 @@ def create_collection(
                 index.m,
                 index.ef_construction,
                 index.lists,
+                on_citus(cur),
             ),
         )
         created = get_collection(conn, name)
-        cur.execute(
-            sql.SQL(_CREATE_TABLES).format(
-                chunks=created.table(),
-                documents=created.table("documents"),
-                tombstones=created.table("tombstones"),
-                column_type=column_type(index.storage, dimensions),
-                config=sql.Literal(chosen.config),
-                document_index=created.index("document_id"),
-                metadata_index=created.index("metadata_gin"),
-            )
-        )
+        distributed = created.distributed
+        names = {
+            "keys": sql.SQL(_CITUS_KEYS if distributed else _KEYS),
+            "chunks": created.table(),
+            "documents": created.table("documents"),
+            "tombstones": created.table("tombstones"),
+            "column_type": column_type(index.storage, dimensions),
+            "config": sql.Literal(chosen.config),
+            "document_index": created.index("document_id"),
+            "metadata_index": created.index("metadata_gin"),
+        }
+        for statement in statements(_CREATE_TABLES):
+            cur.execute(statement.format(**names))
+        if distributed:
+            cur.execute(sql.SQL(_CITUS_KEY_INDEX).format(key_index=created.index("key"), chunks=created.table()))
+            distribute_chunks(cur, created.table(), created.table("documents"))
+            replicate(cur, created.table("tombstones"))
         create_postings(cur, created)
         return get_collection(conn, name)  # as its tables now are (complete: the posting index exists)
 
@@ -255,7 +269,7 @@ def ensure_index(conn: psycopg.Connection, collection: Collection, kind: str, *,
 
 
 def _has_rows(conn: psycopg.Connection, collection: Collection) -> bool:
-    return conn.execute(sql.SQL("SELECT EXISTS (SELECT FROM {})").format(collection.table())).fetchone()[0]  # type: ignore[index]
+    return conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(collection.table())).fetchone()[0]  # type: ignore[index]
 
 
 def missing_indexes(conn: psycopg.Connection, collection: Collection) -> list[str]:

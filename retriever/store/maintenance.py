@@ -32,7 +32,7 @@ class CollectionStats:
     terms: int
     postings: int  # stored, tombstones included
     tombstones: int  # postings of deleted chunks, until the blocks are rebuilt
-    tables: dict[str, dict[str, Any]]  # table → rows, dead rows, heap bytes
+    tables: dict[str, dict[str, Any]]  # table → rows, dead rows (None on Citus), heap bytes
     indexes: dict[str, int]  # index → bytes
 
     def total_bytes(self) -> int:
@@ -53,6 +53,13 @@ WHERE schemaname = %(schema)s AND relname = ANY(%(tables)s)
 ORDER BY indexrelname
 """
 
+# On a Citus coordinator the collection's tables are shells: sizes are their shards' and copies'
+# on every node (`citus_table_size`), and indexes are reported per table, all of them together.
+_CITUS_TABLE_STATS = """
+SELECT c.relname, 0, 0, citus_table_size(c.oid), citus_total_relation_size(c.oid) - citus_table_size(c.oid)
+FROM pg_class c
+WHERE c.relnamespace = %(schema)s::regnamespace AND c.relname = ANY(%(tables)s)
+"""
 
 _POSTINGS_COUNT = """
 SELECT (SELECT coalesce(sum(cardinality(chunk_keys)), 0) FROM {postings}),
@@ -72,14 +79,21 @@ def collection_stats(conn: psycopg.Connection, collection: Collection) -> Collec
     """Row counts and on-disk sizes of the collection's tables and indexes."""
     names = _table_names(collection)
     values = {"schema": SCHEMA, "tables": names}
-    tables = {
-        name: {"rows": live, "dead_rows": dead, "heap_bytes": size}
-        for name, live, dead, size in conn.execute(_TABLE_STATS, values).fetchall()
-    }
-    indexes = dict(conn.execute(_INDEX_STATS, values).fetchall())
 
     def count(suffix: str) -> int:
         return int(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(collection.table(suffix))).fetchone()[0])  # type: ignore[index]
+
+    if collection.distributed:
+        found = conn.execute(_CITUS_TABLE_STATS, values).fetchall()
+        rows = {name: count(suffix) for name, suffix in zip(names, TABLE_SUFFIXES, strict=True)}
+        tables = {name: {"rows": rows[name], "dead_rows": None, "heap_bytes": size} for name, _, _, size, _ in found}
+        indexes = {f"{name} (all indexes)": size for name, _, _, _, size in found}
+    else:
+        tables = {
+            name: {"rows": live, "dead_rows": dead, "heap_bytes": size}
+            for name, live, dead, size in conn.execute(_TABLE_STATS, values).fetchall()
+        }
+        indexes = dict(conn.execute(_INDEX_STATS, values).fetchall())
 
     stored, live = conn.execute(sql.SQL(_POSTINGS_COUNT).format(**_tables(collection))).fetchone()  # type: ignore[misc]
     return CollectionStats(

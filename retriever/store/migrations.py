@@ -163,6 +163,12 @@ END
 $function$
 """
 
+# Whether a collection's tables are sharded over a Citus cluster (`retriever.store.citus`): set
+# when it is created on a coordinator; a collection from before stays on the coordinator.
+m008_distributed = """
+ALTER TABLE hybrid_rag.collections ADD COLUMN distributed boolean NOT NULL DEFAULT false
+"""
+
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m001_initial", m001_initial),
     ("m002_posting_blocks", m002_posting_blocks),
@@ -171,6 +177,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m005_topics", m005_topics),
     ("m006_vector_index", m006_vector_index),
     ("m007_reembed", m007_reembed),
+    ("m008_distributed", m008_distributed),
 )
 
 

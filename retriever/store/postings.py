@@ -17,8 +17,9 @@ from psycopg import sql
 
 from retriever.errors import DatabaseUnavailable
 from retriever.store.bm25 import term_weight_sql
+from retriever.store.citus import replicate
 from retriever.store.plans import Execute
-from retriever.store.tables import SCHEMA, WRITE_LOCK, Collection
+from retriever.store.tables import SCHEMA, WRITE_LOCK, Collection, statements
 
 __all__ = [
     "POSTINGS_BLOCK",
@@ -28,7 +29,6 @@ __all__ = [
     "begin_bulk",
     "bulk_pending",
     "create_postings",
-    "load_finished",
     "load_finished_op",
     "rebuild_postings",
     "refresh_postings",
@@ -161,30 +161,30 @@ def skip_array_statistics(cur: psycopg.Cursor, collection: Collection, *, suffix
 
 
 def create_postings(cur: psycopg.Cursor, collection: Collection, *, suffix: str = "", indexed: bool = True) -> None:
-    """Create empty terms and posting-block tables; a `suffix` names a set built beside the live one."""
+    """Create empty terms and posting-block tables; a `suffix` names a set built beside the live one. For a
+    distributed collection, reference tables (`retriever.store.citus`)."""
     names = _names(collection, suffix)
-    cur.execute(
-        sql.SQL(_CREATE).format(
-            terms=sql.Identifier(SCHEMA, names["terms"]),
-            postings=sql.Identifier(SCHEMA, names["postings"]),
-            terms_key=sql.Identifier(names["terms_key"]),
-        )
-    )
-    skip_array_statistics(cur, collection, suffix=suffix)
+    terms, postings = sql.Identifier(SCHEMA, names["terms"]), sql.Identifier(SCHEMA, names["postings"])
+    for statement in statements(_CREATE):
+        cur.execute(statement.format(terms=terms, postings=postings, terms_key=sql.Identifier(names["terms_key"])))
+    skip_array_statistics(cur, collection, suffix=suffix)  # before Citus, which cannot alter it after
+    if collection.distributed:
+        replicate(cur, terms, postings)
     if indexed:
         _index(cur, collection, suffix=suffix)
 
 
 def _index(cur: psycopg.Cursor, collection: Collection, *, suffix: str = "") -> None:
     names = _names(collection, suffix)
-    cur.execute(
-        sql.SQL(_INDEX).format(
-            postings=sql.Identifier(SCHEMA, names["postings"]),
-            order_index=sql.Identifier(names["order_index"]),
-            tails_index=sql.Identifier(names["tails_index"]),
-            block=sql.Literal(POSTINGS_BLOCK),
+    for statement in statements(_INDEX):
+        cur.execute(
+            statement.format(
+                postings=sql.Identifier(SCHEMA, names["postings"]),
+                order_index=sql.Identifier(names["order_index"]),
+                tails_index=sql.Identifier(names["tails_index"]),
+                block=sql.Literal(POSTINGS_BLOCK),
+            )
         )
-    )
 
 
 def append_op(
@@ -220,20 +220,21 @@ def swap_postings(cur: psycopg.Cursor, collection: Collection, suffix: str) -> N
     tables = [collection.table(kind) for kind in _TABLES]
     locked = sql.SQL(", ").join([*tables, collection.table("tombstones")])  # in the searches' order
     lock = sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(locked)
-    statements = [sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(", ").join(tables))]
-    statements += [
+    renames = [sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(", ").join(tables))]
+    renames += [
         sql.SQL("ALTER {} {} RENAME TO {}").format(
             sql.SQL("TABLE" if kind in _TABLES else "INDEX"), sql.Identifier(SCHEMA, built[kind]), sql.Identifier(new)
         )
         for kind, new in live.items()
     ]
-    statements.append(sql.SQL("TRUNCATE {}").format(collection.table("tombstones")))
+    renames.append(sql.SQL("TRUNCATE {}").format(collection.table("tombstones")))
     for attempt in range(1, _SWAP_ATTEMPTS + 1):
         try:
             with cur.connection.transaction():
                 cur.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(_SWAP_WAIT)))
                 cur.execute(lock)
-                cur.execute(sql.SQL(";\n").join(statements))
+                for statement in renames:
+                    cur.execute(statement)
             return
         except psycopg.errors.LockNotAvailable:
             if attempt == _SWAP_ATTEMPTS:
@@ -273,19 +274,10 @@ def load_finished_op(collection: Collection) -> Execute:
     return Execute("SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.{_names(collection)['order_index']}",))
 
 
-def load_finished(cur: psycopg.Cursor, collection: Collection) -> bool:
-    """Whether the collection's posting blocks are indexed: no bulk load is pending."""
-    op = load_finished_op(collection)
-    return bool(cur.execute(op.statement, op.params).fetchone()[0])  # type: ignore[index]
-
-
 def bulk_pending(conn: psycopg.Connection, collection: Collection) -> bool:
     """True when a bulk load began and did not finish (its postings order index is missing)."""
-    row = conn.execute(
-        "SELECT count(*) FROM pg_indexes WHERE schemaname = %s AND indexname = %s",
-        (SCHEMA, _names(collection)["order_index"]),
-    ).fetchone()
-    return row[0] == 0  # type: ignore[index]
+    op = load_finished_op(collection)
+    return not conn.execute(op.statement, op.params).fetchone()[0]  # type: ignore[index]
 
 
 def rebuild_postings(cur: psycopg.Cursor, collection: Collection) -> None:
@@ -304,9 +296,14 @@ def rebuild_postings(cur: psycopg.Cursor, collection: Collection) -> None:
         sql.SQL(_SET_STATS).format(chunks=collection.table()), {"length": length, "collection": collection.name}
     )
     _index(cur, collection, suffix=_REBUILT)
-    for kind in _TABLES:  # statistics stay with the tables: plans are right from the swap on
-        cur.execute(sql.SQL("ANALYZE {}").format(collection.table(kind + _REBUILT)))
+    if not collection.distributed:  # Citus refuses ANALYZE after the writes: `refresh_postings` runs it after commit
+        _analyze(cur, collection, _REBUILT)  # statistics stay with the tables: plans are right from the swap on
     swap_postings(cur, collection, _REBUILT)
+
+
+def _analyze(cur: psycopg.Cursor, collection: Collection, suffix: str = "") -> None:
+    for kind in _TABLES:
+        cur.execute(sql.SQL("ANALYZE {}").format(collection.table(kind + suffix)))
 
 
 def refresh_postings(conn: psycopg.Connection, collection: Collection, *, only_if_stale: bool = False) -> bool:
@@ -324,4 +321,7 @@ def refresh_postings(conn: psycopg.Connection, collection: Collection, *, only_i
         cur.execute("SET LOCAL work_mem = '1GB'")  # one sort of every posting
         cur.execute("SET LOCAL statement_timeout = 0")  # minutes at a million chunks, whoever asked
         rebuild_postings(cur, collection)
+    if collection.distributed:
+        with conn.cursor() as cur:
+            _analyze(cur, collection)
     return True

@@ -23,7 +23,7 @@ from psycopg import sql
 
 from retriever.errors import InputError
 from retriever.store.collections import get_collection
-from retriever.store.tables import WRITE_LOCK, Collection
+from retriever.store.tables import WRITE_LOCK, Collection, statements
 from retriever.store.vector_index import VectorIndex, build_memory_mb, column_type, index_statement
 
 __all__ = [
@@ -48,15 +48,16 @@ SET reembed_model = %(model)s, reembed_dimensions = %(dimensions)s, reembed_stor
 WHERE name = %(name)s
 """
 _PENDING = f"""
-SELECT key, content FROM {{chunks}} WHERE {NEXT_COLUMN} IS NULL AND key > %(after)s ORDER BY key LIMIT %(limit)s
+SELECT key, document_id, content FROM {{chunks}}
+WHERE {NEXT_COLUMN} IS NULL AND key > %(after)s ORDER BY key LIMIT %(limit)s
 """
 _COUNTS = f"SELECT count(*) FILTER (WHERE {NEXT_COLUMN} IS NULL), count(*) FROM {{chunks}}"
-_WRITE = f"UPDATE {{chunks}} SET {NEXT_COLUMN} = %(embedding)s WHERE key = %(key)s"
+# by document too: on Citus the document picks the one shard that holds the chunk
+_WRITE = f"UPDATE {{chunks}} SET {NEXT_COLUMN} = %(embedding)s WHERE document_id = %(document_id)s AND key = %(key)s"
 
 # Where each topic's centroid moves: its chunks' mean new vector (one pass over the chunks),
 # computed before the table is locked.
 _CENTROIDS = f"""
-CREATE TEMPORARY TABLE reembed_centroids ON COMMIT DROP AS
 SELECT c.metadata -> k.key AS topic, avg(c.{NEXT_COLUMN}::vector) AS centroid
 FROM {{chunks}} c
 CROSS JOIN (SELECT DISTINCT metadata_key AS key FROM hybrid_rag.topics WHERE collection = %(name)s) k
@@ -77,14 +78,10 @@ ALTER INDEX {{next_index}} RENAME TO {{index}};
 UPDATE hybrid_rag.collections
 SET embedding_model = reembed_model, dimensions = reembed_dimensions, storage = reembed_storage,
     reembed_model = NULL, reembed_dimensions = NULL, reembed_storage = NULL
-WHERE name = {{name}};
-DELETE FROM hybrid_rag.topics t
-WHERE t.collection = {{name}}
-  AND NOT EXISTS (SELECT FROM reembed_centroids n WHERE n.topic = to_jsonb(t.topic));
-UPDATE hybrid_rag.topics t SET centroid = n.centroid
-FROM reembed_centroids n
-WHERE t.collection = {{name}} AND n.topic = to_jsonb(t.topic)
+WHERE name = %(name)s;
+DELETE FROM hybrid_rag.topics WHERE collection = %(name)s AND NOT topic = ANY(%(topics)s::integer[])
 """
+_MOVE_TOPIC = "UPDATE hybrid_rag.topics SET centroid = %(centroid)s WHERE collection = %(name)s AND topic = %(topic)s"
 # After the swap: the new column is declared NOT NULL as a CHECK, added without a scan, then
 # validated under a lock that lets searches and writes go on.
 _NOT_NULL = """
@@ -150,8 +147,8 @@ def prepare_reembed(
 
 def pending_chunks(
     conn: psycopg.Connection, collection: Collection, limit: int, after: int = 0
-) -> list[tuple[int, str]]:
-    """Up to `limit` chunks (key, content) after key `after` still without a new vector, in key order
+) -> list[tuple[int, str, str]]:
+    """Up to `limit` chunks (key, document id, content) after key `after` still without a new vector, in key order
     (chunks written later have higher keys: a pass from 0 meets them too)."""
     return conn.execute(_format(_PENDING, collection), {"limit": limit, "after": after}).fetchall()
 
@@ -162,12 +159,17 @@ def counts(conn: psycopg.Connection, collection: Collection) -> tuple[int, int]:
     return int(pending), int(total)
 
 
-def write_next(conn: psycopg.Connection, collection: Collection, keys: list[int], vectors: np.ndarray) -> None:
-    """Store the new vectors of these chunks (a chunk deleted meanwhile is skipped)."""
+def write_next(
+    conn: psycopg.Connection, collection: Collection, chunks: list[tuple[int, str, str]], vectors: np.ndarray
+) -> None:
+    """Store the new vectors of these chunks, as `pending_chunks` gave them (a chunk deleted meanwhile is skipped)."""
     with conn.cursor() as cur:
         cur.executemany(
             _format(_WRITE, collection),
-            [{"key": key, "embedding": vector} for key, vector in zip(keys, vectors, strict=True)],
+            [
+                {"key": key, "document_id": document_id, "embedding": vector}
+                for (key, document_id, _), vector in zip(chunks, vectors, strict=True)
+            ],
         )
 
 
@@ -208,19 +210,23 @@ def swap_embeddings(
         conn.execute(WRITE_LOCK, {"collection": collection.name})
         after = 0
         while rows := pending_chunks(conn, collection, batch, after):
-            write_next(conn, collection, [key for key, _ in rows], embed([text for _, text in rows]))
+            write_next(conn, collection, rows, embed([text for *_, text in rows]))
             after = rows[-1][0]
-        conn.execute(_format(_CENTROIDS, collection), {"name": collection.name})
+        moved = {
+            topic: centroid
+            for topic, centroid in conn.execute(_format(_CENTROIDS, collection), {"name": collection.name})
+            if isinstance(topic, int)
+        }
         conn.execute(_LOCK_TIMEOUT)
-        conn.execute(
-            _format(
-                _SWAP,
-                collection,
-                name=sql.Literal(collection.name),
-                next_index=collection.qualified_index(_NEXT_INDEX),
-                index=collection.index(target.index.suffix),
+        names = {"next_index": collection.qualified_index(_NEXT_INDEX), "index": collection.index(target.index.suffix)}
+        values = {"name": collection.name, "topics": list(moved)}
+        for statement in statements(_SWAP):  # one by one: a Citus coordinator passes each on to its workers
+            conn.execute(statement.format(chunks=collection.table(), **names), values)
+        with conn.cursor() as cur:
+            cur.executemany(
+                _MOVE_TOPIC,
+                [{"name": collection.name, "topic": topic, "centroid": centroid} for topic, centroid in moved.items()],
             )
-        )
     return get_collection(conn, collection.name)
 
 
@@ -232,5 +238,6 @@ def require_embeddings(conn: psycopg.Connection, collection: Collection) -> None
     check = collection.index("embedding_not_null")
     with conn.transaction():
         conn.execute(_LOCK_TIMEOUT)
-        conn.execute(_format(_NOT_NULL, collection, check=check))
+        for statement in statements(_NOT_NULL):
+            conn.execute(statement.format(chunks=collection.table(), check=check))
     conn.execute(_format(_VALIDATE, collection, check=check))

@@ -31,6 +31,7 @@ __all__ = [
     "TABLE_SUFFIXES",
     "WRITE_LOCK",
     "Collection",
+    "statements",
     "table_of",
     "validate_name",
 ]
@@ -42,8 +43,12 @@ _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 # Writers of one collection serialise on this lock; bulk-load batches share it (they only add
 # new documents and leave term statistics to the final rebuild, which takes it exclusively).
-WRITE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('hybrid_rag.write:' || %(collection)s))"
-SHARED_WRITE_LOCK = "SELECT pg_advisory_xact_lock_shared(hashtext('hybrid_rag.write:' || %(collection)s))"
+# A writer also reads back what it wrote (the chunks it copied in, into posting blocks), which
+# on Citus needs each node written over one connection: the lock switches that on for the
+# transaction (`citus.multi_shard_modify_mode`; on plain PostgreSQL an unused placeholder).
+_WRITING = "set_config('citus.multi_shard_modify_mode', 'sequential', true)"
+WRITE_LOCK = f"SELECT pg_advisory_xact_lock(hashtext('hybrid_rag.write:' || %(collection)s)), {_WRITING}"
+SHARED_WRITE_LOCK = f"SELECT pg_advisory_xact_lock_shared(hashtext('hybrid_rag.write:' || %(collection)s)), {_WRITING}"
 
 # The model a collection's vectors come from, as its writers re-read it under the write lock:
 # a re-embed may have swapped in another one since they read the collection.
@@ -61,6 +66,12 @@ def validate_name(name: str) -> str:
             "underscores, starting with a letter"
         )
     return name
+
+
+def statements(script: str) -> list[sql.SQL]:
+    """A script's statements (separated by `;` at a line's end), to run one by one: a Citus coordinator
+    cannot pass several commands in one string on to its workers."""
+    return [sql.SQL(part) for part in (p.strip() for p in script.split(";\n")) if part]
 
 
 def table_of(name: str, suffix: str = "") -> sql.Identifier:
@@ -87,6 +98,7 @@ class Collection:
     hnsw_m: int = 16
     ef_construction: int = 64
     ivfflat_lists: int = 100
+    distributed: bool = False  # on a Citus coordinator: sharded over its workers (`retriever.store.citus`)
 
     @property
     def vector_index(self) -> VectorIndex:

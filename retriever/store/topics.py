@@ -18,6 +18,7 @@ from psycopg import sql
 
 from retriever.errors import InputError
 from retriever.store.bm25 import idf_sql
+from retriever.store.plans import Execute, Plan, run_ops
 from retriever.store.tables import REGISTERED_EMBEDDINGS, WRITE_LOCK, Collection
 
 __all__ = ["StoredTopic", "assign_topics", "chunk_vectors", "distinctive_terms", "key_in_use", "save_topics", "topics"]
@@ -52,16 +53,21 @@ def key_in_use(conn: psycopg.Connection, collection: Collection, key: str) -> bo
     if ours and ours[0]:
         return False
     found = conn.execute(
-        sql.SQL("SELECT EXISTS (SELECT FROM {} WHERE metadata ? %s)").format(collection.table()), (key,)
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE metadata ? %s)").format(collection.table()), (key,)
     )
     row = found.fetchone()
     return bool(row and row[0])
 
 
+# Chunk keys and their topics, as rows `a` (`a.key`, and the topic `_TOPIC`): one array unnested
+# with its positions, not `unnest(keys, topics)`, whose rows Citus cannot pass between nodes.
+_ASSIGNMENT = sql.SQL("unnest(%(keys)s::bigint[]) WITH ORDINALITY AS a(key, position)")
+_TOPIC = sql.SQL("(%(topics)s::integer[])[a.position]")
+
 _DISTINCTIVE = """
 WITH assigned AS (
-    SELECT a.topic, c.tsv
-    FROM {chunks} c JOIN unnest(%(keys)s::bigint[], %(topics)s::integer[]) AS a(key, topic) ON a.key = c.key
+    SELECT {topic} AS topic, c.tsv
+    FROM {chunks} c JOIN {assignment} ON a.key = c.key
 ), frequencies AS (
     SELECT a.topic, u.lexeme AS term, sum(cardinality(u.positions))::float8 AS tf
     FROM assigned a CROSS JOIN LATERAL unnest(a.tsv) AS u
@@ -87,7 +93,11 @@ def distinctive_terms(
     the collection (`retriever.store.bm25.idf`): frequent in the topic, rare elsewhere.
     """
     statement = sql.SQL(_DISTINCTIVE).format(
-        chunks=collection.table(), terms=collection.table("terms"), idf=idf_sql("s.n", "d.df::float8")
+        chunks=collection.table(),
+        terms=collection.table("terms"),
+        idf=idf_sql("s.n", "d.df::float8"),
+        assignment=_ASSIGNMENT,
+        topic=_TOPIC,
     )
     rows = conn.execute(
         statement, {"keys": keys.tolist(), "topics": topics.tolist(), "name": collection.name, "terms": terms}
@@ -136,33 +146,47 @@ def save_topics(
         )
         cur.execute(
             sql.SQL(
-                "UPDATE {chunks} c SET metadata = c.metadata || jsonb_build_object(%(key)s::text, a.topic) "
-                "FROM unnest(%(keys)s::bigint[], %(topics)s::integer[]) AS a(key, topic) WHERE c.key = a.key"
-            ).format(chunks=collection.table()),
+                "UPDATE {chunks} c SET metadata = jsonb_set(c.metadata, ARRAY[%(key)s::text], {topic}::text::jsonb) "
+                "FROM {assignment} WHERE c.key = a.key"
+            ).format(chunks=collection.table(), assignment=_ASSIGNMENT, topic=_TOPIC),
             {"key": key, "keys": keys.tolist(), "topics": topics.tolist()},
         )
         written_since = sql.SQL("c.key <> ALL(%(keys)s::bigint[])")
-        cur.execute(assign_topics(collection, written_since, overwrite=True), {"keys": keys.tolist()})
+        run_ops(cur, assign_topics(collection, written_since, {"keys": keys.tolist()}, overwrite=True))
 
 
-def assign_topics(collection: Collection, chunks: sql.Composable, *, overwrite: bool = False) -> sql.Composed:
-    """The statement that gives the chunks matching `chunks` (a condition on `c`) the topic whose centroid
-    is nearest by cosine distance; it changes nothing in a collection without topics.
+def assign_topics(
+    collection: Collection, chunks: sql.Composable, values: dict[str, object], *, overwrite: bool = False
+) -> Plan[None]:
+    """The steps that give the chunks matching `chunks` (a condition on `c`, its parameters in `values`)
+    the topic whose centroid is nearest by cosine distance; nothing in a collection without topics.
 
-    Unless `overwrite`, a chunk whose own metadata holds the topics' key keeps its value.
+    Unless `overwrite`, a chunk whose own metadata holds the topics' key keeps its value. The
+    centroids are read first and sent with the update, which then reads no other table: on a
+    Citus cluster it runs on every shard as it is.
     """
-    own = sql.SQL("" if overwrite else " AND NOT (c.metadata ? t.metadata_key)")
-    return sql.SQL(
-        """
-        UPDATE {table} c
-        SET metadata = c.metadata || (
-            SELECT jsonb_build_object(n.metadata_key, n.topic) FROM hybrid_rag.topics n
-            WHERE n.collection = {name} ORDER BY n.centroid <=> c.embedding::vector LIMIT 1
-        )
-        FROM (SELECT metadata_key FROM hybrid_rag.topics WHERE collection = {name} LIMIT 1) t
-        WHERE {chunks}{own}
-        """
-    ).format(table=collection.table(), name=sql.Literal(collection.name), chunks=chunks, own=own)
+    found = yield Execute(_TOPICS_OF, {"name": collection.name})
+    if not found:
+        return
+    key, numbers, centroids = found[0]
+    own = sql.SQL("" if overwrite else " AND NOT (c.metadata ? %(topic_key)s)")
+    statement = sql.SQL(_ASSIGN).format(table=collection.table(), chunks=chunks, own=own)
+    yield Execute(statement, {**values, "topic_key": key, "topic_numbers": numbers, "centroids": centroids})
+
+
+_TOPICS_OF = """
+SELECT metadata_key, array_agg(topic ORDER BY topic), array_agg(centroid::text ORDER BY topic)
+FROM hybrid_rag.topics WHERE collection = %(name)s GROUP BY metadata_key
+"""
+_ASSIGN = """
+UPDATE {table} c
+SET metadata = jsonb_set(c.metadata, ARRAY[%(topic_key)s::text], (  -- immutable functions only, as Citus wants
+    SELECT (%(topic_numbers)s::integer[])[t.n]::text::jsonb
+    FROM unnest(%(centroids)s::vector[]) WITH ORDINALITY AS t(centroid, n)
+    ORDER BY t.centroid <=> c.embedding::vector LIMIT 1
+))
+WHERE {chunks}{own}
+"""
 
 
 def topics(conn: psycopg.Connection, collection: Collection) -> tuple[str | None, list[StoredTopic]]:

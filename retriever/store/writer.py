@@ -84,7 +84,7 @@ _DOCUMENTS = """
 INSERT INTO {documents} (document_id, hash, chunk_count)
 SELECT * FROM unnest(%(document_ids)s::text[], %(hashes)s::text[], %(counts)s::integer[])
 ON CONFLICT (document_id) DO UPDATE
-SET hash = excluded.hash, chunk_count = excluded.chunk_count, updated_at = now()
+SET hash = excluded.hash, chunk_count = excluded.chunk_count, updated_at = excluded.updated_at  -- its default, now()
 """
 
 _STATS = """
@@ -197,7 +197,7 @@ def write_plan(
     )
     # binary COPY: the embedding must be sent as the column's own type, or its bytes are misread
     yield Copy(_format(_COPY, collection), (*_COPY_TYPES, collection.vector_index.storage), rows)
-    yield Execute(assign_topics(collection, _NEW_CHUNKS), {"document_ids": document_ids})  # once it has topics
+    yield from assign_topics(collection, _NEW_CHUNKS, {"document_ids": document_ids})  # once it has topics
     if not bulk:  # a bulk load builds all postings once, in `refresh_postings`
         ((added_length,),) = yield append_op(collection, _NEW_CHUNKS, document_ids=document_ids)
     counts = [len(document.chunks) for document in documents]

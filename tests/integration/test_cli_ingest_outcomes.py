@@ -44,8 +44,14 @@ def test_a_collection_is_created_in_the_language_asked_for(tmp_path: Path, colle
     assert_user_error(run("ingest", str(tmp_path), "-c", collection_name, "--language", "french"), "language")
 
 
-def test_an_unknown_language_or_missing_unaccent_is_one_line_exit_2(tmp_path: Path, collection_name: str) -> None:
+def test_an_unknown_language_or_a_bad_option_is_one_line_exit_2(tmp_path: Path, collection_name: str) -> None:
     (tmp_path / "a.txt").write_text("café", encoding="utf-8")
     assert_user_error(run("ingest", str(tmp_path), "-c", collection_name, "--language", "klingon"), "klingon")
-    assert_user_error(run("ingest", str(tmp_path), "-c", collection_name, "--accent-insensitive"), "unaccent")
     assert_user_error(run("ingest", str(tmp_path), "-c", collection_name, "--chunk-size", "0"), "chunk_size")
+
+
+def test_ignoring_accents_on_a_server_without_unaccent_is_one_line_exit_2(
+    tmp_path: Path, collection_name: str, without_unaccent: None
+) -> None:
+    (tmp_path / "a.txt").write_text("café", encoding="utf-8")
+    assert_user_error(run("ingest", str(tmp_path), "-c", collection_name, "--accent-insensitive"), "unaccent")

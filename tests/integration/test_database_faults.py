@@ -156,10 +156,10 @@ def reader_role(settings, filled) -> Iterator[str]:
 
 
 async def test_a_refused_privilege_over_http_is_a_500_database_fault_in_plain_words(
-    settings, fake_model, filled, reader_role, caplog
+    settings, fake_model, filled, reader_role, caplog, server_started_here
 ):
-    if settings.database_url:
-        pytest.skip("needs the embedded server, whose local connections trust any role")
+    if not server_started_here:
+        pytest.skip("needs a server the tests started (embedded or TEST_SERVER's): local connections trust any role")
     replica = make_conninfo(primary_dsn(settings), user=reader_role)
     api = dataclasses.replace(settings, api_keys=(KEY,), database_read_urls=(replica,))
     async with AsyncTestClient(create_app(api, model=fake_model)) as client:
@@ -176,10 +176,10 @@ async def test_a_refused_privilege_over_http_is_a_500_database_fault_in_plain_wo
 
 
 @pytest.fixture(scope="module")
-def tiny_tablespace(settings) -> Iterator[str]:
+def tiny_tablespace(settings, server_started_here) -> Iterator[str]:
     """A tablespace on a 1 MB tmpfs; skipped where mounting is not permitted (not root, no CAP_SYS_ADMIN)."""
-    if settings.database_url or os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("needs root, mount(8) and the embedded server on this machine")
+    if not server_started_here or os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root, mount(8) and a server the tests started on this machine (embedded or TEST_SERVER's)")
     with open_primary(settings) as conn:
         data_directory = Path(conn.execute("SELECT current_setting('data_directory')").fetchone()[0])
     owner = data_directory.stat()

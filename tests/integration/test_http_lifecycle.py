@@ -187,10 +187,17 @@ async def test_a_new_collection_takes_the_language_of_the_request(client, collec
     assert [c["language"] for c in listed if c["name"] == collection_name] == ["german"]
 
 
-@pytest.mark.parametrize(
-    "options", [{"language": "klingon"}, {"accent_insensitive": True}], ids=["unknown language", "no unaccent"]
-)
-async def test_a_language_the_server_cannot_give_is_a_422_problem(client, collection_name, options):
+async def _assert_refused_language(client, collection_name: str, options: dict) -> None:
     body = {"documents": [{"id": "a", "text": "café"}], **options}
     response = await client.post(f"/v1/collections/{collection_name}/documents", json=body, headers=AUTH)
     assert response.status_code == 422 and response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_language_the_server_cannot_give_is_a_422_problem(client, collection_name):
+    await _assert_refused_language(client, collection_name, {"language": "klingon"})
+
+
+async def test_ignoring_accents_on_a_server_without_unaccent_is_a_422_problem(
+    client, collection_name, without_unaccent
+):
+    await _assert_refused_language(client, collection_name, {"accent_insensitive": True})

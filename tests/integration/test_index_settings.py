@@ -23,7 +23,8 @@ from retriever import Engine, InputError, SearchParams, VectorIndex
 from retriever.connections import open_primary
 from retriever.embeddings import EmbeddingModel
 from retriever.http import create_app
-from retriever.query import build_search, session_settings
+from retriever.query import build_search
+from retriever.search_settings import session_settings
 from retriever.store.backup import backup_collection, restore_collection
 from retriever.store.collections import create_collection, get_collection
 from retriever.store.migrations import migrate
@@ -80,8 +81,8 @@ def statement_ids(settings, name: str, params: SearchParams, query: np.ndarray, 
     """The document ids the real search statement returns, under the session settings a search sets."""
     with open_primary(settings) as conn, conn.transaction():
         collection = get_collection(conn, name)
-        setup, values = session_settings(params, settings, iterative_scan=True, collection=collection)
-        conn.execute(setup, values)
+        for setup, values in session_settings(params, settings, iterative_scan=True, collection=collection):
+            conn.execute(setup, values)
         statement, values = build_search(collection, params, query=text, embedding=query)
         return [row[1] for row in conn.execute(statement, values).fetchall()]
 
@@ -89,8 +90,8 @@ def statement_ids(settings, name: str, params: SearchParams, query: np.ndarray, 
 def explain(settings, name: str, params: SearchParams, query: np.ndarray) -> str:
     with open_primary(settings) as conn, conn.transaction():
         collection = get_collection(conn, name)
-        setup, values = session_settings(params, settings, iterative_scan=True, collection=collection)
-        conn.execute(setup, values)
+        for setup, values in session_settings(params, settings, iterative_scan=True, collection=collection):
+            conn.execute(setup, values)
         statement, values = build_search(collection, params, query="topic3", embedding=query)
         conn.execute("SET LOCAL enable_seqscan = off")  # the fixture is small: ask whether the index CAN serve
         rows = conn.execute(b"EXPLAIN " + statement.as_bytes(conn), values).fetchall()

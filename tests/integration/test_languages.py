@@ -138,7 +138,9 @@ def test_more_like_this_works_in_a_german_collection(settings, collection_name, 
     assert _found(engine, collection_name, like="notice") == {"tenant"}
 
 
-def test_accent_insensitivity_without_the_unaccent_extension_is_an_input_error(settings, collection_name, fake_model):
+def test_accent_insensitivity_without_the_unaccent_extension_is_an_input_error(
+    settings, collection_name, fake_model, without_unaccent
+):
     with pytest.raises(InputError, match="unaccent extension, which this server lacks") as raised:
         _create(settings, collection_name, fake_model, language="french", accent_insensitive=True)
 

@@ -33,8 +33,10 @@ def _sampled_columns(conn, table: str) -> set[str]:
 
 
 def _unsampled_columns(conn, table: str) -> set[str]:
+    # Columns only: PostgreSQL 15 reports a target of 0 for the system columns (ctid, xmin, …) as well.
     rows = conn.execute(
-        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attstattarget = 0", (f"hybrid_rag.{table}",)
+        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND attstattarget = 0",
+        (f"hybrid_rag.{table}",),
     ).fetchall()
     return {name for (name,) in rows}
 

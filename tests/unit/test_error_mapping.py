@@ -72,6 +72,8 @@ ROWS = [
     ("XX001", 'invalid page in block 7 of relation "base/5/16384"', DatabaseFault, "restore the table from a backup"),
     ("XX002", 'index "t_tsv_gin" contains unexpected zero page', DatabaseFault, "REINDEX"),
     ("XX000", "unexpected chunk number 1", DatabaseFault, "failed internally"),
+    # Citus, when a worker is lost inside a distributed transaction (no SQLSTATE of its own)
+    ("XX000", "failure on connection marked as essential: 10.0.0.7:5432", DatabaseUnavailable, "unreachable"),
     ("F0000", "configuration file contains errors", DatabaseFault, "configuration file is broken"),
     (
         "42501",

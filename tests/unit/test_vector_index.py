@@ -16,7 +16,7 @@ from psycopg import sql
 
 from retriever import InputError, SearchParams, Settings, VectorIndex
 from retriever.cli.options import CliError, vector_index_from
-from retriever.query import session_settings
+from retriever.search_settings import search_settings, session_settings
 from retriever.store.tables import Collection
 from retriever.store.vector_index import column_type, default_probes, index_statement
 
@@ -111,23 +111,32 @@ def _collection(**fields) -> Collection:
     return Collection("docs", "m", 8, "english", 5000, 0, None, **fields)  # type: ignore[arg-type]
 
 
-def test_a_search_sets_probes_transaction_locally_from_the_request_or_the_collection():
-    statement, values = session_settings(
+def test_a_search_sets_probes_from_the_request_or_the_collection():
+    chosen = search_settings(
         SearchParams(),
         Settings(),
         iterative_scan=False,
         collection=_collection(index_kind="ivfflat", ivfflat_lists=100),
     )
-    assert "set_config('ivfflat.probes', %(probes)s, true)" in statement
-    assert values["probes"] == "10"
-    _, asked = session_settings(SearchParams(probes=3), Settings(), iterative_scan=False, collection=_collection())
-    assert asked["probes"] == "3"
+    assert chosen["ivfflat.probes"] == "10"
+    asked = search_settings(SearchParams(probes=3), Settings(), iterative_scan=False, collection=_collection())
+    assert asked["ivfflat.probes"] == "3"
 
 
 def test_a_filtered_search_scans_ivfflat_iteratively_as_it_does_hnsw():
-    statement, _ = session_settings(SearchParams(filter={"a": 1}), Settings(), iterative_scan=True)
-    assert "set_config('ivfflat.iterative_scan', 'relaxed_order', true)" in statement
-    assert "set_config('hnsw.iterative_scan', 'relaxed_order', true)" in statement
+    chosen = search_settings(SearchParams(filter={"a": 1}), Settings(), iterative_scan=True)
+    assert chosen["ivfflat.iterative_scan"] == chosen["hnsw.iterative_scan"] == "relaxed_order"
+    assert "hnsw.iterative_scan" not in search_settings(SearchParams(filter={"a": 1}), Settings(), iterative_scan=False)
+
+
+def test_search_settings_are_transaction_local_and_reach_citus_shards_for_a_distributed_collection():
+    ((plain, values),) = session_settings(SearchParams(), Settings(), iterative_scan=True, collection=_collection())
+    assert plain.as_string().startswith("SELECT set_config('hnsw.ef_search', %(s0)s, true)") and values["s0"] == "100"
+    citus = session_settings(SearchParams(), Settings(), iterative_scan=True, collection=_collection(distributed=True))
+    statements = [statement.as_string() for statement, _ in citus]
+    assert statements[0] == "SET LOCAL citus.propagate_set_commands = 'local'"
+    assert "SET LOCAL hnsw.ef_search = '100'" in statements and "SET LOCAL jit = 'off'" in statements
+    assert all(statement.startswith("SET LOCAL ") for statement in statements)
 
 
 def test_the_cli_options_make_an_index_only_when_given_and_refuse_the_other_kinds_parameters():
