@@ -14,6 +14,7 @@ from ingest import SourceDocument
 from retriever.connections import ApiPools, borrow, open_api_pools
 from retriever.engine import Engine, map_errors
 from retriever.errors import DatabaseUnavailable
+from retriever.store.citus import unreachable_nodes
 from retriever.store.collections import list_collections_async
 from retriever.store.documents import DocumentPage, StoredDocument
 from retriever.store.pipeline import IngestReport
@@ -97,9 +98,13 @@ class ServingEngine(Engine):
                 return await list_collections_async(conn)
 
     async def ready(self) -> None:
-        """Raise `DatabaseUnavailable` unless every database answers."""
+        """Raise `DatabaseUnavailable` unless every database answers (on Citus, every worker too)."""
         pools = self._serving()
         for pool in (pools.primary, *pools.readers):
             with map_errors():
                 async with borrow(pool) as conn:
-                    await conn.execute("SELECT 1")
+                    if lost := await unreachable_nodes(conn):
+                        raise DatabaseUnavailable(
+                            f"database unreachable: the cluster's node {', '.join(lost)} does not answer",
+                            "the database is unreachable",
+                        )

@@ -14,9 +14,9 @@
 # (PostgreSQL refuses to run as root), each with `shared_preload_libraries = 'citus'`,
 # trust authentication on loopback only, and a database `hybrid_rag` holding the citus and
 # vector extensions; the workers are registered with the coordinator. Ports: CITUS_PORT
-# (default 9700) for the coordinator, the next two for the workers. CITUS_SHARD_COUNT
-# (default 32, Citus' own) is the number of shards each new collection is split into: set
-# when DIR is new, kept in its configuration.
+# (default 9700) for the coordinator, the next two for the workers; CITUS_SHARD_COUNT
+# (default 32, Citus' own) the number of shards each new collection is split into. Both are
+# set when DIR is new and kept there: later commands on DIR use them.
 set -euo pipefail
 
 # shellcheck source=tools/postgres15.sh
@@ -28,7 +28,6 @@ CITUS_PATCH_SHA256=e16fabd775be762747b83a142b97fc77fbc6aa4f93d011b1decb2d0b0fc42
 CITUS_DIR_DEFAULT=${TMPDIR:-/tmp}/hybrid-rag-citus
 PORT=${CITUS_PORT:-9700}
 SHARD_COUNT=${CITUS_SHARD_COUNT:-32}
-[[ $SHARD_COUNT =~ ^[1-9][0-9]*$ ]] || { echo "citus-cluster: CITUS_SHARD_COUNT must be a positive integer" >&2; exit 2; }
 NODES=(coordinator worker1 worker2)
 DATABASE=hybrid_rag
 
@@ -71,6 +70,18 @@ as_owner() {
     fi
 }
 
+# The cluster in DIR keeps the port it was created with (in DIR/port): later commands use it.
+use_dir() {
+    local dir=$1 kept
+    [ -f "$dir/port" ] || return 0
+    kept=$(cat "$dir/port")
+    if [ -n "${CITUS_PORT:-}" ] && [ "$CITUS_PORT" != "$kept" ]; then
+        echo "citus-cluster: the cluster in $dir runs on port $kept, not CITUS_PORT=$CITUS_PORT" >&2
+        return 2
+    fi
+    PORT=$kept
+}
+
 node_port() {
     local index=$1
     echo $((PORT + index))
@@ -83,36 +94,46 @@ sql() {
 }
 
 citus_start() {
-    local dir=${1:-$CITUS_DIR_DEFAULT} index node port data fresh
+    local dir=${1:-$CITUS_DIR_DEFAULT} index node port data nodes
     citus_installed || { echo "citus-cluster: Citus is not installed: run 'bash tools/citus-cluster.sh install'" >&2; return 1; }
-    mkdir -p "$dir"
+    use_dir "$dir"
+    if [ ! -f "$dir/port" ]; then
+        if ! [[ $SHARD_COUNT =~ ^[1-9][0-9]*$ ]] || [ "$SHARD_COUNT" -gt 64000 ]; then
+            echo "citus-cluster: CITUS_SHARD_COUNT must be a whole number from 1 to 64000" >&2
+            return 2
+        fi
+        mkdir -p "$dir"
+        echo "$PORT" >"$dir/port"
+    fi
     [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
     for index in "${!NODES[@]}"; do
         node=${NODES[$index]}
         port=$(node_port "$index")
         data=$dir/$node
-        fresh=false
         if [ ! -f "$data/PG_VERSION" ]; then
             as_owner "$PG15_BIN/initdb" --pgdata "$data" --username postgres --auth trust --encoding UTF8 \
                 --locale C.UTF-8 --no-sync >"$dir/$node-initdb.log" 2>&1 \
                 || { cat "$dir/$node-initdb.log" >&2; return 1; }
-            fresh=true
         fi
         if ! as_owner "$PG15_BIN/pg_ctl" --pgdata "$data" status >/dev/null 2>&1; then
             as_owner "$PG15_BIN/pg_ctl" --pgdata "$data" --log "$dir/$node.log" --wait --silent start -o \
                 "-p $port -k $dir -c listen_addresses=127.0.0.1 -c shared_preload_libraries=citus -c fsync=off -c full_page_writes=off -c max_connections=200" \
                 || { tail -n 20 "$dir/$node.log" >&2; return 1; }
         fi
-        if $fresh; then
-            # kept in the node's own configuration: a restart without the variable keeps it
+        if [ ! -f "$dir/$node.ready" ]; then  # set up once; again if an earlier start stopped half-way
+            # the shard count is kept in the node's own configuration: a restart keeps it
             sql "$port" -c "ALTER SYSTEM SET citus.shard_count = $SHARD_COUNT" -c "SELECT pg_reload_conf()" >/dev/null
-            sql "$port" -c "CREATE DATABASE $DATABASE"
-            sql "$port" -d "$DATABASE" -c "CREATE EXTENSION citus" -c "CREATE EXTENSION vector"
+            if [ -z "$(sql "$port" -At -c "SELECT 1 FROM pg_database WHERE datname = '$DATABASE'")" ]; then
+                sql "$port" -c "CREATE DATABASE $DATABASE"
+            fi
+            sql "$port" -d "$DATABASE" -c "CREATE EXTENSION IF NOT EXISTS citus" -c "CREATE EXTENSION IF NOT EXISTS vector"
+            touch "$dir/$node.ready"
         fi
     done
     local coordinator
     coordinator=$(node_port 0)
-    if [ "$(sql "$coordinator" -d "$DATABASE" -At -c "SELECT count(*) FROM pg_dist_node WHERE noderole = 'primary'")" -lt 3 ]; then
+    nodes=$(sql "$coordinator" -d "$DATABASE" -At -c "SELECT count(*) FROM pg_dist_node WHERE noderole = 'primary'")
+    if [ "$nodes" -lt 3 ]; then
         sql "$coordinator" -d "$DATABASE" -c "SELECT citus_set_coordinator_host('127.0.0.1', $coordinator)" >/dev/null
         for index in 1 2; do
             sql "$coordinator" -d "$DATABASE" -c "SELECT citus_add_node('127.0.0.1', $(node_port "$index"))" >/dev/null
@@ -122,14 +143,17 @@ citus_start() {
 }
 
 citus_url() {
+    use_dir "${1:-$CITUS_DIR_DEFAULT}"
     echo "postgresql://postgres@127.0.0.1:$(node_port 0)/$DATABASE"
 }
 
 citus_stop() {
     local dir=${1:-$CITUS_DIR_DEFAULT} node
     shift || true
+    [ -d "$dir" ] || { echo "citus-cluster: no cluster in $dir" >&2; return 2; }
     [ $# -gt 0 ] || set -- "${NODES[@]}"
     for node in "$@"; do
+        [[ " ${NODES[*]} " == *" $node "* ]] || { echo "citus-cluster: no node $node (${NODES[*]})" >&2; return 2; }
         if [ -f "$dir/$node/PG_VERSION" ]; then
             as_owner "$PG15_BIN/pg_ctl" --pgdata "$dir/$node" --mode fast --wait --silent stop 2>/dev/null || true
         fi
@@ -138,7 +162,9 @@ citus_stop() {
 
 citus_remove() {
     local dir=${1:-$CITUS_DIR_DEFAULT}
-    citus_stop "$dir"
+    if [ -d "$dir" ]; then
+        citus_stop "$dir"
+    fi
     rm -rf "$dir"
 }
 
@@ -149,7 +175,7 @@ case "${1:-}" in
     stop) citus_stop "${@:2}" ;;
     remove) citus_remove "${2:-}" ;;
     *)
-        sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+        sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2
         exit 2
         ;;
 esac

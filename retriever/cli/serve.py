@@ -9,7 +9,9 @@ from typing import Any
 
 import click
 
+from retriever.boundary import map_errors
 from retriever.cli.options import CliError, cli_errors, database_option, settings_from
+from retriever.connections import open_primary
 from retriever.http.auth import ApiKeys
 from retriever.settings import Settings
 
@@ -76,7 +78,10 @@ def serve_command(
         API_KEYS=s3cret hybrid-rag serve --host 0.0.0.0 --port 8080 --workers 2
         curl -s localhost:8000/v1/collections/demo/search -d '{"query": "stargazing gift", "k": 3}'
     """
-    check_bind(host, settings_from(database_url))
+    settings = settings_from(database_url)
+    check_bind(host, settings)
+    with map_errors(), open_primary(settings):  # migrated here: a database that is not there is one line
+        pass
     if database_url:  # the workers read their settings from the environment
         os.environ["DATABASE_URL"] = database_url
     # Requests embed their queries in parallel threads; a model that also spreads each query over

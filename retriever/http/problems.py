@@ -111,6 +111,8 @@ def _ours(request: Request, exc: HybridRagError) -> Response[Problem]:
         detail = exc.summary or detail
     if isinstance(exc, (DatabaseUnavailable, EmbeddingsUnavailable)):
         headers["Retry-After"] = str(exc.retry_after_s)
+        if isinstance(exc, DatabaseUnavailable) and exc.summary:  # ours: its plain words, no hosts
+            detail = exc.summary
         if isinstance(exc.__cause__, psycopg.Error):
             log.warning("%s %s: %s", request.method, request.url.path, exc)
             detail = exc.summary or "the database is unreachable"

@@ -27,9 +27,14 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-__all__ = ["distribute_chunks", "on_citus", "replicate"]
+__all__ = ["distribute_chunks", "on_citus", "replicate", "unreachable_nodes"]
 
 _ON_CITUS = "SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')"
+_UNREACHABLE = """
+SELECT nodename || ':' || nodeport FROM pg_dist_node
+WHERE isactive AND noderole = 'primary' AND groupid > 0 AND NOT citus_check_connection_to_node(nodename, nodeport)
+ORDER BY nodeid
+"""
 _DISTRIBUTE = "SELECT create_distributed_table(%(table)s::regclass, 'document_id', colocate_with => %(colocate)s)"
 _REPLICATE = "SELECT create_reference_table(%(table)s::regclass)"
 
@@ -49,3 +54,11 @@ def replicate(cur: psycopg.Cursor, *tables: sql.Identifier) -> None:
     """Make new (empty) tables reference tables: a copy on every node of the cluster."""
     for table in tables:
         cur.execute(_REPLICATE, {"table": table.as_string(cur)})
+
+
+async def unreachable_nodes(conn: psycopg.AsyncConnection) -> list[str]:
+    """The workers (host:port) a Citus coordinator cannot connect to now; none elsewhere."""
+    citus = await (await conn.execute(_ON_CITUS)).fetchone()
+    if not (citus and citus[0]):
+        return []
+    return [node for (node,) in await (await conn.execute(_UNREACHABLE)).fetchall()]

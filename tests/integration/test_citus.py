@@ -313,8 +313,11 @@ def test_citus_a_stopped_worker_is_a_503_and_exit_2_and_the_next_search_succeeds
         with TestClient(create_app(citus.settings, model=model)) as client:
             url = f"/v1/collections/{name}/search"
             assert client.post(url, json=search).status_code == 200
+            assert client.get("/readyz").status_code == 200
             citus.stop("worker1")
             try:
+                not_ready = client.get("/readyz")  # the coordinator answers, a worker does not: not ready
+                assert not_ready.status_code == 503 and not_ready.json()["detail"] == "the database is unreachable"
                 answered = client.post(url, json=search)
                 assert answered.status_code == 503, answered.text
                 assert answered.headers["content-type"].startswith("application/problem+json")
@@ -323,7 +326,7 @@ def test_citus_a_stopped_worker_is_a_503_and_exit_2_and_the_next_search_succeeds
                 assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
             finally:
                 citus.start()
-            assert client.post(url, json=search).status_code == 200
+            assert client.post(url, json=search).status_code == 200 and client.get("/readyz").status_code == 200
         assert _cli(citus.settings, "search", "cholesterol", "-c", name, "--mode", "text").exit_code == 0
     finally:
         _drop(citus.settings, name)

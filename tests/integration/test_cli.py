@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -298,3 +299,11 @@ def test_malformed_database_url_is_a_user_error():
     result = run("collections", "--database-url", "not-a-dsn password=secret")
     assert_user_error(result)
     assert "secret" not in result.output
+
+
+def test_serve_with_a_database_that_does_not_answer_is_one_line_not_a_server_traceback(monkeypatch):
+    monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: pytest.fail("must not start"))
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    assert_user_error(run("serve", "--database-url", f"postgresql://postgres@127.0.0.1:{closed}/x"), "unreachable")

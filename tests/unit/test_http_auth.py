@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import pytest
@@ -88,6 +89,8 @@ def test_serve_refuses_a_non_loopback_host_without_api_keys(monkeypatch, host):
 def test_serve_starts_uvicorn_on_loopback_or_with_keys(monkeypatch):
     started = []
     monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: started.append((args, kwargs)))
+    # no database in unit tests: the check that one answers is tests/integration/test_cli.py's
+    monkeypatch.setattr("retriever.cli.serve.open_primary", lambda settings: contextlib.nullcontext())
     from retriever.settings import get_settings
 
     for env, host in (({}, "127.0.0.1"), ({"API_KEYS": "k1,k2@docs"}, "0.0.0.0")):
