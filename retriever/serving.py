@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -23,6 +24,9 @@ from retriever.store.tables import Collection
 __all__ = ["ServingEngine"]
 
 T = TypeVar("T")
+
+
+log = logging.getLogger(__name__)
 
 
 class ServingEngine(Engine):
@@ -104,6 +108,7 @@ class ServingEngine(Engine):
             with map_errors():
                 async with borrow(pool) as conn:
                     if lost := await unreachable_nodes(conn):
+                        log.warning("not ready: the cluster's node %s does not answer", ", ".join(lost))
                         raise DatabaseUnavailable(
                             f"database unreachable: the cluster's node {', '.join(lost)} does not answer",
                             "the database is unreachable",

@@ -58,17 +58,21 @@ class CitusCluster:
     port: int
     settings: Settings
 
-    def run(self, command: str, *args: str) -> str:
-        """Run `tools/citus-cluster.sh COMMAND FOLDER ARGS...`; its output, or the test fails with it."""
-        env = {**os.environ, "CITUS_PORT": str(self.port), "CITUS_SHARD_COUNT": str(SHARDS)}
-        done = subprocess.run(
-            ["bash", str(SCRIPT), command, str(self.folder), *args],
+    def attempt(self, command: str, *args: str, folder: Path | None = None, **env: str) -> subprocess.CompletedProcess:
+        """Run `tools/citus-cluster.sh COMMAND FOLDER ARGS...` (FOLDER: this cluster's) with `env` added to the
+        environment, as a user would; its outcome, whatever it is."""
+        return subprocess.run(
+            ["bash", str(SCRIPT), command, str(folder or self.folder), *args],
             capture_output=True,
             text=True,
-            env=env,
+            env={**os.environ, **env},
             timeout=600,
             check=False,
         )
+
+    def run(self, command: str, *args: str) -> str:
+        """`attempt` with this cluster's port and shard count; its output, or the test fails with it."""
+        done = self.attempt(command, *args, CITUS_PORT=str(self.port), CITUS_SHARD_COUNT=str(SHARDS))
         if done.returncode != 0:
             pytest.fail(f"citus-cluster.sh {command} failed ({done.returncode}): {done.stdout}{done.stderr}")
         return done.stdout

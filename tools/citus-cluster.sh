@@ -70,16 +70,37 @@ as_owner() {
     fi
 }
 
-# The cluster in DIR keeps the port it was created with (in DIR/port): later commands use it.
+# A cluster's folder keeps its port and shard count (DIR/port, DIR/shard_count) from its first
+# start; once its coordinator is set up (DIR/coordinator.ready) later commands use them, and a
+# different CITUS_PORT or CITUS_SHARD_COUNT is refused. A folder whose first start failed
+# before that takes the new values.
 use_dir() {
-    local dir=$1 kept
-    [ -f "$dir/port" ] || return 0
-    kept=$(cat "$dir/port")
-    if [ -n "${CITUS_PORT:-}" ] && [ "$CITUS_PORT" != "$kept" ]; then
-        echo "citus-cluster: the cluster in $dir runs on port $kept, not CITUS_PORT=$CITUS_PORT" >&2
+    local dir=$1 setting variable kept
+    if [ -f "$dir/coordinator/PG_VERSION" ] && [ ! -f "$dir/port" ]; then
+        echo "citus-cluster: $dir holds a cluster from an older version of this script: remove it first" >&2
         return 2
     fi
-    PORT=$kept
+    for setting in port shard_count; do
+        [ -f "$dir/$setting" ] && [ -f "$dir/coordinator.ready" ] || continue
+        variable=CITUS_${setting^^}
+        kept=$(cat "$dir/$setting")
+        if [ -n "${!variable:-}" ] && [ "${!variable}" != "$kept" ]; then
+            echo "citus-cluster: the cluster in $dir has $variable=$kept, not ${!variable}" >&2
+            return 2
+        fi
+        if [ "$setting" = port ]; then PORT=$kept; else SHARD_COUNT=$kept; fi
+    done
+}
+
+check_settings() {
+    if ! [[ $PORT =~ ^[1-9][0-9]*$ ]] || [ "$PORT" -gt 65533 ]; then
+        echo "citus-cluster: CITUS_PORT must be a port number up to 65533 (the workers take the next two)" >&2
+        return 2
+    fi
+    if ! [[ $SHARD_COUNT =~ ^[1-9][0-9]*$ ]] || [ "$SHARD_COUNT" -gt 64000 ]; then
+        echo "citus-cluster: CITUS_SHARD_COUNT must be a whole number from 1 to 64000" >&2
+        return 2
+    fi
 }
 
 node_port() {
@@ -90,21 +111,18 @@ node_port() {
 sql() {
     local port=$1
     shift
-    as_owner "$PG15_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"
+    PGOPTIONS="-c client_min_messages=warning" as_owner "$PG15_BIN/psql" -X -q -v ON_ERROR_STOP=1 \
+        -h 127.0.0.1 -p "$port" -U postgres "$@"
 }
 
 citus_start() {
     local dir=${1:-$CITUS_DIR_DEFAULT} index node port data nodes
     citus_installed || { echo "citus-cluster: Citus is not installed: run 'bash tools/citus-cluster.sh install'" >&2; return 1; }
     use_dir "$dir"
-    if [ ! -f "$dir/port" ]; then
-        if ! [[ $SHARD_COUNT =~ ^[1-9][0-9]*$ ]] || [ "$SHARD_COUNT" -gt 64000 ]; then
-            echo "citus-cluster: CITUS_SHARD_COUNT must be a whole number from 1 to 64000" >&2
-            return 2
-        fi
-        mkdir -p "$dir"
-        echo "$PORT" >"$dir/port"
-    fi
+    check_settings
+    mkdir -p "$dir"
+    echo "$PORT" >"$dir/port"
+    echo "$SHARD_COUNT" >"$dir/shard_count"
     [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
     for index in "${!NODES[@]}"; do
         node=${NODES[$index]}
@@ -143,17 +161,21 @@ citus_start() {
 }
 
 citus_url() {
-    use_dir "${1:-$CITUS_DIR_DEFAULT}"
+    local dir=${1:-$CITUS_DIR_DEFAULT}
+    [ -f "$dir/port" ] || { echo "citus-cluster: no cluster in $dir" >&2; return 2; }
+    use_dir "$dir"
     echo "postgresql://postgres@127.0.0.1:$(node_port 0)/$DATABASE"
 }
 
 citus_stop() {
     local dir=${1:-$CITUS_DIR_DEFAULT} node
     shift || true
-    [ -d "$dir" ] || { echo "citus-cluster: no cluster in $dir" >&2; return 2; }
+    [ -f "$dir/port" ] || [ -f "$dir/coordinator/PG_VERSION" ] || { echo "citus-cluster: no cluster in $dir" >&2; return 2; }
     [ $# -gt 0 ] || set -- "${NODES[@]}"
     for node in "$@"; do
         [[ " ${NODES[*]} " == *" $node "* ]] || { echo "citus-cluster: no node $node (${NODES[*]})" >&2; return 2; }
+    done
+    for node in "$@"; do
         if [ -f "$dir/$node/PG_VERSION" ]; then
             as_owner "$PG15_BIN/pg_ctl" --pgdata "$dir/$node" --mode fast --wait --silent stop 2>/dev/null || true
         fi
@@ -162,9 +184,12 @@ citus_stop() {
 
 citus_remove() {
     local dir=${1:-$CITUS_DIR_DEFAULT}
-    if [ -d "$dir" ]; then
-        citus_stop "$dir"
+    [ -e "$dir" ] || return 0
+    if [ ! -f "$dir/port" ] && [ ! -f "$dir/coordinator/PG_VERSION" ]; then
+        echo "citus-cluster: $dir holds no cluster: not removing it" >&2
+        return 2
     fi
+    citus_stop "$dir"
     rm -rf "$dir"
 }
 

@@ -57,8 +57,10 @@ def replicate(cur: psycopg.Cursor, *tables: sql.Identifier) -> None:
 
 
 async def unreachable_nodes(conn: psycopg.AsyncConnection) -> list[str]:
-    """The workers (host:port) a Citus coordinator cannot connect to now; none elsewhere."""
+    """The workers (host:port) a Citus coordinator cannot connect to within 2 s now; none elsewhere."""
     citus = await (await conn.execute(_ON_CITUS)).fetchone()
     if not (citus and citus[0]):
         return []
-    return [node for (node,) in await (await conn.execute(_UNREACHABLE)).fetchall()]
+    async with conn.transaction():
+        await conn.execute("SET LOCAL citus.node_connection_timeout = 2000")  # ms; Citus waits 30 s by default
+        return [node for (node,) in await (await conn.execute(_UNREACHABLE)).fetchall()]

@@ -490,3 +490,19 @@ def test_citus_a_collection_from_before_citus_stays_on_the_coordinator_and_new_o
         for port in reversed(ports):
             with psycopg.connect(_database(port), autocommit=True) as conn:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+
+
+def test_citus_cluster_script_keeps_its_folders_port_and_refuses_mistakes(citus, tmp_path):
+    url = citus.attempt("url")  # no CITUS_PORT: the folder's own
+    assert url.returncode == 0 and url.stdout.strip() == citus.settings.database_url
+    other = citus.attempt("start", CITUS_PORT=str(citus.port + 10))
+    assert other.returncode == 2 and f"CITUS_PORT={citus.port}" in other.stderr
+    assert citus.attempt("stop", "worker1", "worker9").returncode == 2
+    assert citus.attempt("remove", folder=tmp_path).returncode == 2 and tmp_path.exists()  # holds no cluster
+    assert citus.attempt("start", folder=tmp_path / "new", CITUS_SHARD_COUNT="0").returncode == 2
+    assert not (tmp_path / "new").exists()
+    with psycopg.connect(citus.settings.database_url) as conn:  # nothing was stopped or started
+        assert conn.execute("SELECT count(*) FROM pg_dist_node WHERE isactive").fetchone()[0] == 3
+        assert conn.execute(
+            "SELECT bool_and(citus_check_connection_to_node(nodename, nodeport)) FROM pg_dist_node"
+        ).fetchone()[0]
