@@ -56,7 +56,7 @@ ORDER BY indexrelname
 # On a Citus coordinator the collection's tables are shells: sizes are their shards' and copies'
 # on every node (`citus_table_size`), and indexes are reported per table, all of them together.
 _CITUS_TABLE_STATS = """
-SELECT c.relname, 0, 0, citus_table_size(c.oid), citus_total_relation_size(c.oid) - citus_table_size(c.oid)
+SELECT c.relname, citus_table_size(c.oid), citus_total_relation_size(c.oid) - citus_table_size(c.oid)
 FROM pg_class c
 WHERE c.relnamespace = %(schema)s::regnamespace AND c.relname = ANY(%(tables)s)
 """
@@ -86,8 +86,8 @@ def collection_stats(conn: psycopg.Connection, collection: Collection) -> Collec
     if collection.distributed:
         found = conn.execute(_CITUS_TABLE_STATS, values).fetchall()
         rows = {name: count(suffix) for name, suffix in zip(names, TABLE_SUFFIXES, strict=True)}
-        tables = {name: {"rows": rows[name], "dead_rows": None, "heap_bytes": size} for name, _, _, size, _ in found}
-        indexes = {f"{name} (all indexes)": size for name, _, _, _, size in found}
+        tables = {name: {"rows": rows[name], "dead_rows": None, "heap_bytes": size} for name, size, _ in found}
+        indexes = {f"{name} (all indexes)": size for name, _, size in found}
     else:
         tables = {
             name: {"rows": live, "dead_rows": dead, "heap_bytes": size}
