@@ -1,5 +1,5 @@
 """The settings one search runs under (HNSW ef_search, IVFFlat probes, iterative scans, its timeout),
-as transaction-local `SET LOCAL` statements; on Citus, passed on to every shard.
+local to its transaction; on Citus, passed on to every shard.
 """
 
 from __future__ import annotations

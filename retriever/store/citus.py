@@ -6,20 +6,20 @@ When the server has the citus extension, a new collection is distributed as it i
   and its atomic replace, are one shard's), with its own HNSW (or IVFFlat) and GIN index
   on each shard; `docs__documents` is colocated with it;
 - the document frequencies (`docs__terms`), the posting blocks (`docs__postings`) and the
-  tombstones are reference tables: one copy on every node, so BM25's idf and average length
-  are the collection's, not a shard's, and the text leg reads them beside any shard;
-- the registry and the topics stay on the coordinator, which plans every statement (a chunk's
-  topic is assigned from centroids sent with the update: `retriever.store.topics`).
+  tombstones are reference tables: one copy on every node, so BM25's idf is the collection's,
+  not a shard's, and the text leg reads them beside any shard;
+- the registry (with the collection's chunk count and average length) and the topics stay on
+  the coordinator, which plans every statement (a chunk's topic is assigned from centroids
+  sent with the update: `retriever.store.topics`).
 
 A search is still one statement: Citus pushes the vector leg's `ORDER BY distance LIMIT n`
 down to every shard's index and merges the shards' rows on the coordinator; the text leg
 and the fusion run as its subplans. A collection created on a coordinator is marked so in
 the registry (`Collection.distributed`); one created before the citus extension was stays on
-the coordinator, unsharded. The number of shards
-is the server's `citus.shard_count` (Citus' default: 32). On plain PostgreSQL nothing here
-runs. Citus requires a distributed table's unique keys to hold its distribution column:
-there, a chunk's id is unique within its document (chunk ids are `<document id>:<n>`), and
-the chunk key is indexed but not declared unique.
+the coordinator, unsharded. The number of shards is the server's `citus.shard_count`
+(Citus' default: 32). On plain PostgreSQL nothing here runs. Citus requires a distributed
+table's unique keys to hold its distribution column: there, a chunk's id is unique within
+its document (chunk ids are `<document id>:<n>`), and the chunk key is indexed, not unique.
 """
 
 from __future__ import annotations

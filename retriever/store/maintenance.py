@@ -9,6 +9,7 @@ know how large each table and index is (the vector index wants to fit in RAM).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +81,7 @@ def collection_stats(conn: psycopg.Connection, collection: Collection) -> Collec
     names = _table_names(collection)
     values = {"schema": SCHEMA, "tables": names}
 
+    @functools.cache  # each table counted once (on Citus, every table's rows are counted for `tables` too)
     def count(suffix: str) -> int:
         return int(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(collection.table(suffix))).fetchone()[0])  # type: ignore[index]
 
