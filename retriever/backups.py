@@ -8,7 +8,9 @@ from pathlib import Path
 
 import psycopg
 
-from retriever.store.backup import BackupReport, backup_collection, restore_collection
+from retriever.store.archive import BackupReport
+from retriever.store.backup import backup_collection
+from retriever.store.restore import restore_collection
 
 __all__ = ["CollectionBackups"]
 

@@ -197,8 +197,8 @@ COLLECTION_STATE = {
     "live postings": """
         SELECT p.term, c.id, k.tf, k.length
         FROM {postings} p CROSS JOIN unnest(p.chunk_keys, p.tfs, p.lengths) AS k(key, tf, length)
-        JOIN {chunks} c ON c.key = k.key
-        WHERE NOT EXISTS (SELECT FROM {tombstones} d WHERE d.key = k.key)
+        JOIN {chunks} c ON c.anchor = p.anchor AND c.key = k.key  -- on Citus, the blocks' shard is their chunks'
+        WHERE NOT EXISTS (SELECT FROM {tombstones} d WHERE d.anchor = p.anchor AND d.key = k.key)
         ORDER BY 1, 2""",
     "document frequencies": "SELECT term, df FROM {terms} WHERE df > 0 ORDER BY 1",
     "statistics": "SELECT chunk_count, total_length FROM hybrid_rag.collections WHERE name = %(name)s",

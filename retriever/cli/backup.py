@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from retriever.cli.options import cli_errors, collection_option, database_option, engine_from
-from retriever.store.backup import BackupReport
+from retriever.store.archive import BackupReport
 
 __all__ = ["backup_command", "restore_command"]
 

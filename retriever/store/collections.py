@@ -7,7 +7,7 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from retriever.errors import CollectionNotFound, EmbeddingMismatch, InputError
-from retriever.store.citus import distribute_chunks, on_citus, replicate
+from retriever.store.citus import distribute, on_citus, shard_anchors
 from retriever.store.languages import DEFAULT_LANGUAGE, find_language, text_search
 from retriever.store.postings import create_postings
 from retriever.store.tables import SCHEMA, TABLE_SUFFIXES, Collection, statements, validate_name
@@ -20,6 +20,7 @@ __all__ = [
     "VECTOR",
     "check_embeddings",
     "create_collection",
+    "document_key",
     "drop_collection",
     "ensure_index",
     "ensure_indexes",
@@ -35,7 +36,8 @@ __all__ = [
 REGISTRY_COLUMNS = sql.SQL(
     """name, embedding_model, dimensions, text_config::text AS text_config, chunk_count, total_length,
        created_at, to_regclass('hybrid_rag.' || quote_ident(name || '_postings_order')) IS NOT NULL AS complete,
-       language, accent_insensitive, index_kind, storage, hnsw_m, ef_construction, ivfflat_lists, distributed"""
+       language, accent_insensitive, index_kind, storage, hnsw_m, ef_construction, ivfflat_lists, distributed,
+       anchors"""
 )
 _SELECT = sql.SQL("SELECT {} FROM hybrid_rag.collections ").format(REGISTRY_COLUMNS)
 
@@ -89,6 +91,7 @@ def check_embeddings(collection: Collection, model: str, dimensions: int | None 
 
 _CREATE_TABLES = """
 CREATE TABLE {chunks} (
+    anchor        text NOT NULL DEFAULT '',  -- its shard on Citus (`retriever.store.citus`), '' elsewhere
     id            text NOT NULL,
     key           bigint GENERATED ALWAYS AS IDENTITY,  -- compact handle for postings
     document_id   text NOT NULL,
@@ -103,20 +106,24 @@ CREATE TABLE {chunks} (
 CREATE INDEX {document_index} ON {chunks} (document_id);
 CREATE INDEX {metadata_index} ON {chunks} USING gin (metadata jsonb_path_ops);
 CREATE TABLE {documents} (
-    document_id  text PRIMARY KEY,
+    anchor       text NOT NULL DEFAULT '',  -- its chunks' anchor
+    document_id  text NOT NULL,
     hash         text NOT NULL,
     chunk_count  integer NOT NULL,
-    updated_at   timestamptz NOT NULL DEFAULT now()
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY ({document_key})
 );
 CREATE TABLE {tombstones} (
-    key  bigint PRIMARY KEY  -- a deleted chunk whose postings are still in the blocks
+    anchor  text NOT NULL DEFAULT '',
+    key     bigint NOT NULL,  -- a deleted chunk whose postings are still in the blocks
+    PRIMARY KEY ({tombstone_key})
 );
 """
-# A chunk's id and key are unique in the collection; on Citus, whose unique keys must hold the
-# distribution column, the id is unique within its document and the key only indexed.
-_KEYS = "PRIMARY KEY (id), UNIQUE (key)"
-_CITUS_KEYS = "PRIMARY KEY (document_id, id)"
-_CITUS_KEY_INDEX = "CREATE INDEX {key_index} ON {chunks} (key)"
+# Unique keys; on Citus they must hold the distribution column, `anchor` (a function of the document id).
+# (the key first: a re-embed pages through the chunks in key order)
+_KEYS = {False: "PRIMARY KEY (id), UNIQUE (key)", True: "PRIMARY KEY (anchor, id), UNIQUE (key, anchor)"}
+_DOCUMENT_KEY = {False: "document_id", True: "anchor, document_id"}
+_TOMBSTONE_KEY = {False: "key", True: "key, anchor"}
 
 
 def create_collection(
@@ -180,7 +187,9 @@ def create_collection(
         created = get_collection(conn, name)
         distributed = created.distributed
         names = {
-            "keys": sql.SQL(_CITUS_KEYS if distributed else _KEYS),
+            "keys": sql.SQL(_KEYS[distributed]),
+            "document_key": sql.SQL(_DOCUMENT_KEY[distributed]),
+            "tombstone_key": sql.SQL(_TOMBSTONE_KEY[distributed]),
             "chunks": created.table(),
             "documents": created.table("documents"),
             "tombstones": created.table("tombstones"),
@@ -192,11 +201,18 @@ def create_collection(
         for statement in statements(_CREATE_TABLES):
             cur.execute(statement.format(**names))
         if distributed:
-            cur.execute(sql.SQL(_CITUS_KEY_INDEX).format(key_index=created.index("key"), chunks=created.table()))
-            distribute_chunks(cur, created.table(), created.table("documents"))
-            replicate(cur, created.table("tombstones"))
+            distribute(cur, created.table())
+            distribute(cur, created.table("documents"), created.table("tombstones"), beside=created.table())
+            anchors = shard_anchors(cur, created.table())
+            cur.execute("UPDATE hybrid_rag.collections SET anchors = %s WHERE name = %s", (anchors, name))
+            created = get_collection(conn, name)
         create_postings(cur, created)
         return get_collection(conn, name)  # as its tables now are (complete: the posting index exists)
+
+
+def document_key(collection: Collection) -> str:
+    """The columns of the documents table's primary key (with the anchor when sharded by it)."""
+    return _DOCUMENT_KEY[collection.sharded]
 
 
 def _check_language(cur: psycopg.Cursor, existing: Collection, language: str | None, accent_insensitive: bool) -> None:

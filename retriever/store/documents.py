@@ -25,6 +25,7 @@ from psycopg.rows import class_row
 from ingest import SkippedSource, SourceDocument, file_document_id
 from retriever.errors import DocumentNotFound, InputError
 from retriever.filters import compile_filter
+from retriever.store.citus import NAMED, anchor_of, named
 from retriever.store.tables import Collection
 from retriever.store.writer import delete_documents, lock_for_writing
 
@@ -137,15 +138,16 @@ def list_documents(
 
 _GET = """
 SELECT d.hash, d.updated_at, c.id, c.chunk_index, c.content, c.metadata
-FROM {documents} d LEFT JOIN {chunks} c ON c.document_id = d.document_id
-WHERE d.document_id = %(id)s
+FROM {documents} d LEFT JOIN {chunks} c ON c.anchor = d.anchor AND c.document_id = d.document_id
+WHERE d.anchor = %(anchor)s AND d.document_id = %(id)s
 ORDER BY c.chunk_index
 """
 
 
 def get_document(conn: psycopg.Connection, collection: Collection, document_id: str) -> StoredDocument:
     """The document with its chunks in order (one statement: one snapshot); `DocumentNotFound` when absent."""
-    rows = conn.execute(_format(_GET, collection), {"id": document_id}).fetchall()
+    values = {"anchor": anchor_of(collection.anchors, document_id), "id": document_id}  # on Citus, one shard's
+    rows = conn.execute(_format(_GET, collection), values).fetchall()
     if not rows:
         raise DocumentNotFound(f"no document {document_id!r} in collection {collection.name!r}")
     chunks = [StoredChunk(*row[2:5]) for row in rows if row[2] is not None]
@@ -153,7 +155,7 @@ def get_document(conn: psycopg.Connection, collection: Collection, document_id: 
     return StoredDocument(document_id, rows[0][0], rows[0][1], shared, chunks)
 
 
-_EXISTING = "SELECT document_id FROM {documents} WHERE document_id = ANY(%(ids)s)"
+_EXISTING = f"SELECT document_id FROM {{documents}} WHERE {NAMED}"
 
 
 def delete_by_ids(conn: psycopg.Connection, collection: Collection, document_ids: Sequence[str]) -> int:
@@ -161,7 +163,7 @@ def delete_by_ids(conn: psycopg.Connection, collection: Collection, document_ids
     ids = list(dict.fromkeys(document_ids))
     with conn.transaction(), conn.cursor() as cur:
         lock_for_writing(cur, collection)
-        existing = {row[0] for row in cur.execute(_format(_EXISTING, collection), {"ids": ids})}
+        existing = {row[0] for row in cur.execute(_format(_EXISTING, collection), named(collection.anchors, ids))}
         missing = [document_id for document_id in ids if document_id not in existing]
         if missing:
             listed = ", ".join(repr(document_id) for document_id in missing[:5])
@@ -236,9 +238,7 @@ class PathsRead:
         return {old: new for old, new in earlier.items() if old != new and old not in self.seen}
 
 
-_RENAMED = (
-    "SELECT document_id, metadata ->> 'source' FROM {chunks} WHERE chunk_index = 0 AND document_id = ANY(%(ids)s)"
-)
+_RENAMED = f"SELECT document_id, metadata ->> 'source' FROM {{chunks}} WHERE chunk_index = 0 AND {NAMED}"
 
 
 def _prune_renamed(conn: psycopg.Connection, collection: Collection, earlier: Mapping[str, str]) -> int:
@@ -247,7 +247,8 @@ def _prune_renamed(conn: psycopg.Connection, collection: Collection, earlier: Ma
     Only a document whose `source` names a file of the same name goes (not one posted over HTTP under
     a path-like id): collections built before ids were real paths are cleaned by one `ingest --prune`.
     """
-    rows = conn.execute(_format(_RENAMED, collection), {"ids": list(earlier)}).fetchall() if earlier else []
+    found = conn.execute(_format(_RENAMED, collection), named(collection.anchors, list(earlier))) if earlier else []
+    rows = list(found)
     stale = [
         old
         for old, source in rows

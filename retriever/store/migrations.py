@@ -169,6 +169,27 @@ m008_distributed = """
 ALTER TABLE hybrid_rag.collections ADD COLUMN distributed boolean NOT NULL DEFAULT false
 """
 
+# Every collection's chunks, documents, tombstones and posting blocks carry an anchor: on Citus the
+# distribution column (one value per shard, so the blocks sit beside their chunks), '' elsewhere.
+# Each collection under its write lock: a posting rebuild running meanwhile swaps its blocks in first.
+m009_anchors = r"""
+ALTER TABLE hybrid_rag.collections ADD COLUMN IF NOT EXISTS anchors text[];
+DO $migration$
+DECLARE
+    name text;
+    suffix text;
+BEGIN
+    FOR name IN SELECT c.name FROM hybrid_rag.collections c ORDER BY c.name LOOP
+        PERFORM pg_advisory_xact_lock(hashtext('hybrid_rag.write:' || name));
+        FOREACH suffix IN ARRAY ARRAY['', '__documents', '__tombstones', '__postings'] LOOP
+            EXECUTE format('ALTER TABLE hybrid_rag.%I ADD COLUMN IF NOT EXISTS anchor text NOT NULL DEFAULT %L',
+                           name || suffix, '');
+        END LOOP;
+    END LOOP;
+END
+$migration$
+"""
+
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m001_initial", m001_initial),
     ("m002_posting_blocks", m002_posting_blocks),
@@ -178,6 +199,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m006_vector_index", m006_vector_index),
     ("m007_reembed", m007_reembed),
     ("m008_distributed", m008_distributed),
+    ("m009_anchors", m009_anchors),
 )
 
 

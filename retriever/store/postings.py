@@ -1,11 +1,11 @@
-"""BM25 posting blocks: per term, blocks of up to POSTINGS_BLOCK postings in impact order.
+"""BM25 posting blocks: per term and anchor, blocks of up to POSTINGS_BLOCK postings in impact order.
 
-`docs__postings` holds, per term, blocks of (chunk key, tf, chunk length), each block
-ordered by BM25 impact (`bm25.term_weight`) and indexed by its best impact: the text leg
-reads a term's best blocks first and can stop early. `docs__terms` keeps document
-frequencies. Postings are append-only: a deleted chunk's postings stay behind (its
-document frequencies are decremented at once, its key recorded as a tombstone that
-searches skip) until the blocks are rebuilt beside the live ones and swapped in.
+`docs__postings` holds blocks of (chunk key, tf, chunk length), each ordered by BM25 impact
+(`bm25.term_weight`) and indexed by its best impact: the text leg reads a term's best blocks
+first and can stop early. A block's chunks share its anchor (on Citus their shard:
+`retriever.store.citus`). `docs__terms` keeps document frequencies. Postings are append-only:
+a deleted chunk's stay behind (its df decremented at once, its key a tombstone searches
+skip) until the blocks are rebuilt beside the live ones and swapped in.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from psycopg import sql
 
 from retriever.errors import DatabaseUnavailable
 from retriever.store.bm25 import term_weight_sql
-from retriever.store.citus import replicate
+from retriever.store.citus import distribute, replicate
 from retriever.store.plans import Execute
 from retriever.store.tables import SCHEMA, WRITE_LOCK, Collection, statements
 
@@ -47,6 +47,7 @@ CREATE TABLE {terms} (
     CONSTRAINT {terms_key} PRIMARY KEY (term)
 );
 CREATE TABLE {postings} (
+    anchor      text NOT NULL DEFAULT '',   -- the shard of its chunks on Citus (`retriever.store.citus`)
     term        text COLLATE "C" NOT NULL,  -- equality only: byte order sorts and builds faster
     max_impact  real NOT NULL,              -- the block's best BM25 term weight (without idf)
     chunk_keys  bigint[] NOT NULL,          -- ≤ POSTINGS_BLOCK postings, best impact first
@@ -55,8 +56,9 @@ CREATE TABLE {postings} (
 )
 """
 
+# (with the anchor: on Citus, a shard lists its own terms from the index alone)
 _INDEX = """
-CREATE INDEX {order_index} ON {postings} (term, max_impact DESC);
+CREATE INDEX {order_index} ON {postings} (term, max_impact DESC) INCLUDE (anchor);
 CREATE INDEX {tails_index} ON {postings} (term) WHERE cardinality(chunk_keys) < {block}
 """
 
@@ -66,14 +68,14 @@ _NO_ARRAY_STATISTICS = (
     "ALTER COLUMN tfs SET STATISTICS 0, ALTER COLUMN lengths SET STATISTICS 0"
 )
 
-# The postings of some chunks (`{selection}`), cut into blocks per term. A block holds up to
-# POSTINGS_BLOCK postings in impact order (the term weight at the current average length); a
-# term's partial blocks are merged with its new postings, so each term keeps at most one
-# partial block. One sort orders every term's postings by impact; the blocks are slices of
-# that order. Also adds document frequencies; returns Σ lengths of the selected chunks.
+# The postings of some chunks (`{selection}`), cut into blocks per anchor and term: up to
+# POSTINGS_BLOCK postings in impact order (the term weight at the current average length); the
+# partial blocks are merged with the new postings, so each keeps at most one. One sort orders
+# every term's postings by impact; the blocks are slices of that order. Also adds document
+# frequencies; returns Σ lengths of the selected chunks.
 _APPEND = """
 WITH fresh AS (
-    SELECT u.term, c.key, u.tf, u.length
+    SELECT c.anchor, u.term, c.key, u.tf, u.length
     FROM {chunks} c
     CROSS JOIN LATERAL (  -- one pass over the tsvector: tf per lexeme, and their sum, the length
         SELECT lexeme AS term, cardinality(positions) AS tf,
@@ -89,16 +91,16 @@ WITH fresh AS (
     FROM hybrid_rag.collections WHERE name = %(collection)s
 ), tails AS (
     DELETE FROM {postings} p
-    USING (SELECT DISTINCT term FROM fresh) f
-    WHERE %(merge)s AND p.term = f.term AND cardinality(p.chunk_keys) < {block}
-    RETURNING p.term, p.chunk_keys, p.tfs, p.lengths
+    USING (SELECT DISTINCT anchor, term FROM fresh) f
+    WHERE %(merge)s AND p.anchor = f.anchor AND p.term = f.term AND cardinality(p.chunk_keys) < {block}
+    RETURNING p.anchor, p.term, p.chunk_keys, p.tfs, p.lengths
 ), merged AS (
-    SELECT term, key, tf, length, true AS fresh FROM fresh
+    SELECT anchor, term, key, tf, length, true AS fresh FROM fresh
     UNION ALL
-    SELECT t.term, u.key, u.tf, u.length, false
+    SELECT t.anchor, t.term, u.key, u.tf, u.length, false
     FROM tails t CROSS JOIN unnest(t.chunk_keys, t.tfs, t.lengths) AS u(key, tf, length)
-), by_term AS (
-    SELECT term, count(*) FILTER (WHERE fresh) AS added,
+), by_term AS (  -- per anchor (shard) and term
+    SELECT anchor, term, count(*) FILTER (WHERE fresh) AS added,
            array_agg(impact ORDER BY impact DESC, key) AS impacts,
            array_agg(key ORDER BY impact DESC, key) AS keys,
            array_agg(tf ORDER BY impact DESC, key) AS tfs,
@@ -107,14 +109,14 @@ WITH fresh AS (
         SELECT m.*, {impact} AS impact
         FROM merged m CROSS JOIN stats s
     ) weighted
-    GROUP BY term
+    GROUP BY anchor, term
 ), inserted AS (
-    INSERT INTO {postings} (term, max_impact, chunk_keys, tfs, lengths)
-    SELECT term, impacts[i], keys[i:i + {block} - 1], tfs[i:i + {block} - 1], lengths[i:i + {block} - 1]
+    INSERT INTO {postings} (anchor, term, max_impact, chunk_keys, tfs, lengths)
+    SELECT anchor, term, impacts[i], keys[i:i + {block} - 1], tfs[i:i + {block} - 1], lengths[i:i + {block} - 1]
     FROM by_term CROSS JOIN generate_series(1, cardinality(keys), {block}) AS i
 ), df AS (
     INSERT INTO {terms} (term, df)
-    SELECT term, added FROM by_term WHERE added > 0 ORDER BY term
+    SELECT term, sum(added) FROM by_term GROUP BY term HAVING sum(added) > 0 ORDER BY term
     ON CONFLICT (term) DO UPDATE SET df = {terms}.df + excluded.df
 )
 SELECT coalesce(sum(tf), 0) FROM fresh
@@ -161,14 +163,17 @@ def skip_array_statistics(cur: psycopg.Cursor, collection: Collection, *, suffix
 
 
 def create_postings(cur: psycopg.Cursor, collection: Collection, *, suffix: str = "", indexed: bool = True) -> None:
-    """Create empty terms and posting-block tables; a `suffix` names a set built beside the live one. For a
-    distributed collection, reference tables (`retriever.store.citus`)."""
+    """Create empty terms and posting-block tables (`suffix`: a set built beside the live one); on Citus the
+    terms a reference table, the blocks sharded beside their chunks (`retriever.store.citus`)."""
     names = _names(collection, suffix)
     terms, postings = sql.Identifier(SCHEMA, names["terms"]), sql.Identifier(SCHEMA, names["postings"])
     for statement in statements(_CREATE):
         cur.execute(statement.format(terms=terms, postings=postings, terms_key=sql.Identifier(names["terms_key"])))
     skip_array_statistics(cur, collection, suffix=suffix)  # before Citus, which cannot alter it after
-    if collection.distributed:
+    if collection.sharded:
+        replicate(cur, terms)
+        distribute(cur, postings, beside=collection.table())
+    elif collection.distributed:  # sharded by document before anchors (m009): its blocks on every node
         replicate(cur, terms, postings)
     if indexed:
         _index(cur, collection, suffix=suffix)
@@ -283,18 +288,16 @@ def bulk_pending(conn: psycopg.Connection, collection: Collection) -> bool:
 def rebuild_postings(cur: psycopg.Cursor, collection: Collection) -> None:
     """Rebuild every posting block, document frequency and BM25 statistic from the chunks' `tsv`.
 
-    The new blocks come out in impact order across the whole collection, without
-    tombstones. They are built beside the live ones, which searches go on reading; only
-    the final swap locks searches out, until the caller's transaction commits. Writers
-    of the collection wait on its write lock throughout.
+    The new blocks come out in impact order (per anchor), without tombstones, built beside the
+    live ones, which searches go on reading; only the final swap locks searches out, until the
+    caller's transaction commits. Writers of the collection wait on its write lock throughout.
     """
     cur.execute(WRITE_LOCK, {"collection": collection.name})
     create_postings(cur, collection, suffix=_REBUILT, indexed=False)
     cur.execute(_RESET_STATS, {"collection": collection.name})  # others see the old ones until commit
     length = add_postings(cur, collection, sql.SQL("true"), merge=False, suffix=_REBUILT)
-    cur.execute(
-        sql.SQL(_SET_STATS).format(chunks=collection.table()), {"length": length, "collection": collection.name}
-    )
+    values = {"length": length, "collection": collection.name}
+    cur.execute(sql.SQL(_SET_STATS).format(chunks=collection.table()), values)
     _index(cur, collection, suffix=_REBUILT)
     if not collection.distributed:  # Citus refuses ANALYZE after the writes: `refresh_postings` runs it after commit
         _analyze(cur, collection, _REBUILT)  # statistics stay with the tables: plans are right from the swap on

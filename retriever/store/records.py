@@ -19,6 +19,7 @@ from psycopg import sql
 
 from ingest import Chunk, ChunkingConfig, SourceDocument, document_problem, sha256_hex, split_document
 from retriever.errors import InputError
+from retriever.store.citus import NAMED, named
 from retriever.store.tables import Collection
 from retriever.store.writer import PreparedDocument
 
@@ -84,13 +85,13 @@ def batches(documents: Sequence[PreparedDocument], chunks: int) -> Iterator[list
         yield batch
 
 
-_CHUNKS_OF = """
-SELECT document_id, content, metadata FROM {chunks}
-WHERE document_id = ANY(%(ids)s)
+_CHUNKS_OF = f"""
+SELECT document_id, content, metadata FROM {{chunks}}
+WHERE {NAMED}
 ORDER BY document_id, chunk_index
 """
 
 
 def chunks_of(collection: Collection, document_ids: Sequence[str]) -> tuple[sql.Composed, dict[str, Any]]:
     """The statement that reads these documents' chunks: rows of (document id, content, metadata), in order."""
-    return sql.SQL(_CHUNKS_OF).format(chunks=collection.table()), {"ids": list(document_ids)}
+    return sql.SQL(_CHUNKS_OF).format(chunks=collection.table()), named(collection.anchors, document_ids)

@@ -48,12 +48,15 @@ SET reembed_model = %(model)s, reembed_dimensions = %(dimensions)s, reembed_stor
 WHERE name = %(name)s
 """
 _PENDING = f"""
-SELECT key, document_id, content FROM {{chunks}}
+SELECT key, anchor, document_id, content FROM {{chunks}}
 WHERE {NEXT_COLUMN} IS NULL AND key > %(after)s ORDER BY key LIMIT %(limit)s
 """
 _COUNTS = f"SELECT count(*) FILTER (WHERE {NEXT_COLUMN} IS NULL), count(*) FROM {{chunks}}"
-# by document too: on Citus the document picks the one shard that holds the chunk
-_WRITE = f"UPDATE {{chunks}} SET {NEXT_COLUMN} = %(embedding)s WHERE document_id = %(document_id)s AND key = %(key)s"
+# by anchor and document too: on Citus, the one shard that holds the chunk, whichever the collection is sharded by
+_WRITE = (
+    f"UPDATE {{chunks}} SET {NEXT_COLUMN} = %(embedding)s "
+    "WHERE anchor = %(anchor)s AND document_id = %(document_id)s AND key = %(key)s"
+)
 
 # Where each topic's centroid moves: its chunks' mean new vector (one pass over the chunks),
 # computed before the table is locked.
@@ -147,9 +150,9 @@ def prepare_reembed(
 
 def pending_chunks(
     conn: psycopg.Connection, collection: Collection, limit: int, after: int = 0
-) -> list[tuple[int, str, str]]:
-    """Up to `limit` chunks (key, document id, content) after key `after` still without a new vector, in key order
-    (chunks written later have higher keys: a pass from 0 meets them too)."""
+) -> list[tuple[int, str, str, str]]:
+    """Up to `limit` chunks (key, anchor, document id, content) after key `after` still without a new vector,
+    in key order (chunks written later have higher keys: a pass from 0 meets them too)."""
     return conn.execute(_format(_PENDING, collection), {"limit": limit, "after": after}).fetchall()
 
 
@@ -160,15 +163,15 @@ def counts(conn: psycopg.Connection, collection: Collection) -> tuple[int, int]:
 
 
 def write_next(
-    conn: psycopg.Connection, collection: Collection, chunks: list[tuple[int, str, str]], vectors: np.ndarray
+    conn: psycopg.Connection, collection: Collection, chunks: list[tuple[int, str, str, str]], vectors: np.ndarray
 ) -> None:
     """Store the new vectors of these chunks, as `pending_chunks` gave them (a chunk deleted meanwhile is skipped)."""
     with conn.cursor() as cur:
         cur.executemany(
             _format(_WRITE, collection),
             [
-                {"key": key, "document_id": document_id, "embedding": vector}
-                for (key, document_id, _), vector in zip(chunks, vectors, strict=True)
+                {"key": key, "anchor": anchor, "document_id": document_id, "embedding": vector}
+                for (key, anchor, document_id, _), vector in zip(chunks, vectors, strict=True)
             ],
         )
 

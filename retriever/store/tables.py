@@ -99,6 +99,18 @@ class Collection:
     ef_construction: int = 64
     ivfflat_lists: int = 100
     distributed: bool = False  # on a Citus coordinator: sharded over its workers (`retriever.store.citus`)
+    anchors: list[str] | None = None  # then one anchor per shard: a document's chunks carry one of them
+
+    @property
+    def sharded(self) -> bool:
+        """Whether its tables are sharded by anchor, each shard holding its own chunks' posting blocks (Citus)."""
+        return bool(self.anchors)
+
+    def chunk_join(self, row: str) -> sql.Composed:
+        """The condition that finds the chunk `c` of the row aliased `row`: by key, and by anchor when sharded
+        (so Citus joins each shard's rows there)."""
+        condition = "c.anchor = {row}.anchor AND c.key = {row}.key" if self.sharded else "c.key = {row}.key"
+        return sql.SQL(condition).format(row=sql.Identifier(row))
 
     @property
     def vector_index(self) -> VectorIndex:

@@ -22,7 +22,8 @@ from psycopg.types.json import Jsonb
 
 from ingest import Chunk
 from retriever.errors import CollectionNotFound
-from retriever.store.collections import check_embeddings
+from retriever.store.citus import NAMED, anchor_of, named
+from retriever.store.collections import check_embeddings, document_key
 from retriever.store.plans import Copy, Execute, Plan, arun_plan, run_ops, run_plan
 from retriever.store.postings import append_op, load_finished_op
 from retriever.store.tables import REGISTERED_EMBEDDINGS, SHARED_WRITE_LOCK, WRITE_LOCK, Collection
@@ -59,7 +60,7 @@ class PreparedDocument:
 
 _DELETE = """
 WITH gone AS (
-    DELETE FROM {chunks} WHERE document_id = ANY(%(document_ids)s) RETURNING key, tsv
+    DELETE FROM {chunks} WHERE {named} RETURNING anchor, key, tsv
 ), gone_terms AS (
     SELECT u.lexeme AS term, cardinality(u.positions) AS tf FROM gone g CROSS JOIN unnest(g.tsv) AS u
 ), df AS (
@@ -67,23 +68,23 @@ WITH gone AS (
     FROM (SELECT term, count(*) AS n FROM gone_terms GROUP BY term) g
     WHERE t.term = g.term
 ), buried AS (
-    INSERT INTO {tombstones} (key) SELECT key FROM gone
+    INSERT INTO {tombstones} (anchor, key) SELECT anchor, key FROM gone
 )
 SELECT (SELECT count(*) FROM gone), (SELECT coalesce(sum(tf), 0) FROM gone_terms)
 """
 
 _COPY = (
-    "COPY {chunks} (id, document_id, chunk_index, content, metadata, content_hash, embedding) "
+    "COPY {chunks} (anchor, id, document_id, chunk_index, content, metadata, content_hash, embedding) "
     "FROM STDIN (FORMAT BINARY)"
 )
-_COPY_TYPES = ("text", "text", "int4", "text", "jsonb", "text")  # then the embedding's: `vector` or `halfvec`
+_COPY_TYPES = ("text", "text", "text", "int4", "text", "jsonb", "text")  # then the embedding's: `vector` or `halfvec`
 
-_FORGET = "DELETE FROM {documents} WHERE document_id = ANY(%s) RETURNING document_id"
+_FORGET = "DELETE FROM {documents} WHERE {named} RETURNING document_id"
 
 _DOCUMENTS = """
-INSERT INTO {documents} (document_id, hash, chunk_count)
-SELECT * FROM unnest(%(document_ids)s::text[], %(hashes)s::text[], %(counts)s::integer[])
-ON CONFLICT (document_id) DO UPDATE
+INSERT INTO {documents} (anchor, document_id, hash, chunk_count)
+SELECT * FROM unnest(%(anchors)s::text[], %(document_ids)s::text[], %(hashes)s::text[], %(counts)s::integer[])
+ON CONFLICT ({document_key}) DO UPDATE
 SET hash = excluded.hash, chunk_count = excluded.chunk_count, updated_at = excluded.updated_at  -- its default, now()
 """
 
@@ -94,7 +95,7 @@ WHERE name = %(collection)s
 """
 
 
-_NEW_CHUNKS = sql.SQL("c.document_id = ANY(%(document_ids)s)")
+_NEW_CHUNKS = sql.SQL(NAMED)  # the batch's chunks (`c`), on their shards
 
 
 def locked(collection: Collection, *, shared: bool = False, embeddings: bool = False) -> Plan[None]:
@@ -121,6 +122,8 @@ def lock_for_writing(cur: psycopg.Cursor, collection: Collection, *, shared: boo
 def _format(statement: str, collection: Collection) -> sql.Composed:
     """`statement` over the collection's tables."""
     return sql.SQL(statement).format(
+        document_key=sql.SQL(document_key(collection)),
+        named=sql.SQL(NAMED),
         chunks=collection.table(),
         documents=collection.table("documents"),
         terms=collection.table("terms"),
@@ -143,8 +146,8 @@ def _by_document_id(
 
 
 def _stored(collection: Collection, document_ids: Sequence[str]) -> Plan[dict[str, str]]:
-    statement = _format("SELECT document_id, hash FROM {documents} WHERE document_id = ANY(%s)", collection)
-    return dict((yield Execute(statement, (list(document_ids),))))
+    statement = _format("SELECT document_id, hash FROM {documents} WHERE {named}", collection)
+    return dict((yield Execute(statement, named(collection.anchors, document_ids))))
 
 
 def _dropped(collection: Collection) -> CollectionNotFound:
@@ -171,7 +174,7 @@ async def aexisting_hashes(
 
 def _remove(collection: Collection, document_ids: list[str]) -> Plan[tuple[int, int]]:
     """Delete the documents' chunks (tombstones, document frequencies); returns (chunks, Σ lengths) removed."""
-    ((chunks, length),) = yield Execute(_format(_DELETE, collection), {"document_ids": document_ids})
+    ((chunks, length),) = yield Execute(_format(_DELETE, collection), named(collection.anchors, document_ids))
     return int(chunks), int(length)
 
 
@@ -191,18 +194,24 @@ def write_plan(
     if bulk and (yield load_finished_op(collection))[0][0]:
         raise LoadFinished(collection.name)  # its postings would be missing from the finished blocks
     removed_chunks, removed_length = (yield from _remove(collection, document_ids)) if replacing else (0, 0)
+    anchors = [anchor_of(collection.anchors, document_id) for document_id in document_ids]
+    anchor = dict(zip(document_ids, anchors, strict=True))
     rows = (
-        (c.id, c.document_id, c.index, c.content, Jsonb(c.metadata), c.content_hash, vector)
+        (anchor[c.document_id], c.id, c.document_id, c.index, c.content, Jsonb(c.metadata), c.content_hash, vector)
         for c, vector in zip(chunks, embeddings, strict=True)
     )
     # binary COPY: the embedding must be sent as the column's own type, or its bytes are misread
     yield Copy(_format(_COPY, collection), (*_COPY_TYPES, collection.vector_index.storage), rows)
-    yield from assign_topics(collection, _NEW_CHUNKS, {"document_ids": document_ids})  # once it has topics
+    batch = named(collection.anchors, document_ids)
+    yield from assign_topics(collection, _NEW_CHUNKS, batch)  # once it has topics
     if not bulk:  # a bulk load builds all postings once, in `refresh_postings`
-        ((added_length,),) = yield append_op(collection, _NEW_CHUNKS, document_ids=document_ids)
+        ((added_length,),) = yield append_op(collection, _NEW_CHUNKS, **batch)
     counts = [len(document.chunks) for document in documents]
     hashes = [document.hash for document in documents]
-    yield Execute(_format(_DOCUMENTS, collection), {"document_ids": document_ids, "hashes": hashes, "counts": counts})
+    yield Execute(
+        _format(_DOCUMENTS, collection),
+        {"anchors": anchors, "document_ids": document_ids, "hashes": hashes, "counts": counts},
+    )
     if not bulk:
         change = {"chunks": len(chunks) - removed_chunks, "length": int(added_length) - removed_length}
         yield Execute(_STATS, {**change, "collection": collection.name})
@@ -245,7 +254,7 @@ def delete_plan(collection: Collection, document_ids: Sequence[str]) -> Plan[int
     ids = list(document_ids)
     yield from locked(collection)
     removed_chunks, removed_length = yield from _remove(collection, ids)
-    deleted = yield Execute(_format(_FORGET, collection), (ids,))
+    deleted = yield Execute(_format(_FORGET, collection), named(collection.anchors, ids))
     yield Execute(_STATS, {"chunks": -removed_chunks, "length": -removed_length, "collection": collection.name})
     return len(deleted)
 

@@ -4,17 +4,20 @@ The cluster (`tests/citus.py`, started by `tools/citus-cluster.sh`) and the sing
 plain PostgreSQL 15 with the same pgvector build, `tests/postgres15.py`) get the same SciFact
 abstracts in the same order. Specification:
 
-- a collection on a coordinator is distributed: chunks hash-sharded by document_id with the
-  documents colocated, terms, posting blocks and tombstones reference tables, the registry
-  and topics on the coordinator (`retriever.store.citus`); a collection created before Citus
-  was installed stays on the coordinator and keeps working beside sharded ones;
+- a collection on a coordinator is distributed: its chunks hash-sharded by anchor (one per
+  shard; a document's chunks share the one its id picks), its documents, tombstones and
+  posting blocks colocated with them, each shard's blocks holding its own chunks and the
+  BM25 leg reading them there; the document frequencies a reference table; the registry and
+  topics on the coordinator (`retriever.store.citus`); a collection created before Citus was
+  installed stays on the coordinator and keeps working beside sharded ones;
 - exact searches (exact BM25, and every index scan off so vectors are ranked exactly) return
   the same rows, id for id, score for score (1e-9) and rank for rank, over 60 queries in each
   mode, with and without filters; bounded BM25 and HNSW stay within the single node's tolerances;
 - a replaced or deleted document leaves no chunk or document row on any worker's shard, its
   postings are tombstoned at once and gone after `maintain`;
 - a bulk load, `maintain`, `like=`, collapse, filters, topics, a re-embed, the HTTP API, the
-  LangChain retriever and vector store work there;
+  LangChain retriever and vector store work there; a backup restores onto the cluster and off
+  it with the same collection state and exact results;
 - a stopped worker is a 503 / one line and exit 2, and the next search after it restarts works;
   an ingest it breaks leaves nothing half-written.
 
@@ -23,8 +26,10 @@ The embeddings are the deterministic fake (rankings are compared, not judged).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import re
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -41,16 +46,18 @@ from litestar.testing import TestClient
 from psycopg import sql
 
 import retriever.query
+import retriever.store.postings
 import retriever.store.writer
 from hybrid_rag.cli import main
 from retriever import Engine, HybridRetriever, HybridVectorStore, SearchParams, VectorIndex
 from retriever.connections import open_primary
 from retriever.embeddings import EmbeddingModel
-from retriever.errors import DatabaseUnavailable
+from retriever.errors import CollectionNotFound, DatabaseUnavailable
 from retriever.http import create_app
 from retriever.query import REGISTRY, build_search
 from retriever.search_settings import session_settings
 from retriever.settings import Settings, get_settings
+from retriever.store.citus import anchor_of
 from retriever.store.plans import Copy
 from retriever.store.tables import Collection
 
@@ -140,11 +147,10 @@ def assert_same_rows(cluster: list[tuple], single: list[tuple], context: object)
     assert all(abs(a[4] - b[4]) <= TOLERANCE for a, b in zip(cluster, single, strict=True)), context
 
 
-def test_citus_collections_are_distributed_by_document_with_global_statistics(pair):
-    assert (
-        Engine(pair.cluster).collection(pair.name).distributed
-        and not Engine(pair.single).collection(pair.name).distributed
-    )
+def test_citus_collections_are_sharded_by_document_anchor_with_blocks_beside_chunks_and_global_statistics(pair):
+    collection = Engine(pair.cluster).collection(pair.name)
+    assert collection.distributed and not Engine(pair.single).collection(pair.name).distributed
+    name = f"hybrid_rag.{pair.name}"
     with open_primary(pair.cluster) as conn:
         placed = dict(
             conn.execute(
@@ -152,20 +158,67 @@ def test_citus_collections_are_distributed_by_document_with_global_statistics(pa
                           partkey), '') FROM pg_dist_partition WHERE logicalrelid::text LIKE 'hybrid_rag.%'"""
             ).fetchall()
         )
+        sharded = [name, *(f"{name}__{side}" for side in ("documents", "postings", "tombstones"))]
         colocated = conn.execute(
             "SELECT count(DISTINCT colocationid) FROM pg_dist_partition WHERE logicalrelid = ANY(%s::regclass[])",
-            ([f"hybrid_rag.{pair.name}", f"hybrid_rag.{pair.name}__documents"],),
+            (sharded,),
         ).fetchone()[0]
-        shards_on = conn.execute(
-            "SELECT count(DISTINCT nodeport) FROM pg_dist_shard_placement JOIN pg_dist_shard USING (shardid) "
-            "WHERE logicalrelid = %s::regclass",
-            (f"hybrid_rag.{pair.name}",),
-        ).fetchone()[0]
-    name = f"hybrid_rag.{pair.name}"
-    assert placed[name] == placed[f"{name}__documents"] == "h:document_id"
-    assert {placed[f"{name}__{side}"] for side in ("terms", "postings", "tombstones")} == {"n"}
+        anchored = conn.execute(
+            "SELECT DISTINCT get_shard_id_for_distribution_column(%s::regclass, anchor) FROM unnest(%s::text[]) anchor",
+            (name, collection.anchors),
+        ).fetchall()
+        shards = conn.execute(
+            "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = %s::regclass", (name,)
+        ).fetchone()
+        chunks = conn.execute(sql.SQL("SELECT document_id, anchor FROM {}").format(collection.table())).fetchall()
+    assert {placed[table] for table in sharded} == {"h:anchor"} and colocated == 1
+    assert placed[f"{name}__terms"] == "n"  # document frequencies: a reference table, global
     assert "hybrid_rag.collections" not in placed and "hybrid_rag.topics" not in placed  # on the coordinator
-    assert colocated == 1 and shards_on == 2  # both workers hold chunks
+    assert len(collection.anchors) == len(anchored) == shards[0] >= 2  # one anchor per shard
+    assert all(anchor == anchor_of(collection.anchors, document) for document, anchor in chunks)
+    assert len({anchor for _, anchor in chunks}) == shards[0]  # the documents spread over every shard
+
+
+def test_citus_each_shard_holds_the_posting_blocks_of_its_own_chunks_and_the_bm25_leg_reads_them_there(citus, pair):
+    with open_primary(pair.cluster) as conn:
+        beside = conn.execute(
+            """SELECT shard_name(p.logicalrelid, p.shardid), shard_name(c.logicalrelid, c.shardid), n.nodeport
+               FROM pg_dist_shard p JOIN pg_dist_shard c USING (shardminvalue)
+               JOIN pg_dist_placement l ON l.shardid = p.shardid JOIN pg_dist_node n USING (groupid)
+               WHERE p.logicalrelid = %s::regclass AND c.logicalrelid = %s::regclass""",
+            (f"hybrid_rag.{pair.name}__postings", f"hybrid_rag.{pair.name}"),
+        ).fetchall()
+        chunk_count = Engine(pair.cluster).collection(pair.name).chunk_count
+    posted = 0
+    for postings, chunks, port in beside:  # read on each worker directly
+        with psycopg.connect(citus.worker(port - citus.port)) as conn:
+            keys, strangers = conn.execute(
+                f"""SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT FROM {chunks} c WHERE c.key = p.key))
+                    FROM (SELECT DISTINCT unnest(chunk_keys) AS key FROM {postings}) p"""
+            ).fetchone()
+        assert keys > 0 and strangers == 0, postings
+        posted += keys
+    assert len(beside) >= 2 and posted == chunk_count  # every chunk posted once, on its own shard
+
+    params = SearchParams(mode="text")
+    with open_primary(pair.cluster) as conn, conn.transaction():
+        collection = Engine(pair.cluster).collection(pair.name)
+        shard_of = dict(  # shard id → its place in the colocation group
+            conn.execute(
+                "SELECT shardid, shardminvalue FROM pg_dist_shard WHERE logicalrelid = ANY(%s::regclass[])",
+                ([f"hybrid_rag.{pair.name}__postings", f"hybrid_rag.{pair.name}__tombstones"],),
+            ).fetchall()
+        )
+        conn.execute("SET LOCAL citus.explain_all_tasks = on")
+        statement, values = build_search(collection, params, query="cancer cells in mice", embedding=None)
+        plan = "\n".join(row[0] for row in conn.execute(sql.SQL("EXPLAIN ") + statement, values).fetchall())
+    tasks = [task for task in plan.split("->  Task") if f"{pair.name}__postings_" in task]
+    for task in tasks:  # the read, the tombstones' anti-join, the grouping and the ranking, together on one shard
+        (blocks,) = set(re.findall(rf"{pair.name}__postings_(\d+)", task))
+        (deleted,) = set(re.findall(rf"{pair.name}__tombstones_(\d+)", task))
+        assert shard_of[int(blocks)] == shard_of[int(deleted)], task
+        assert "Aggregate" in task and "WindowAgg" in task and "Limit" in task, task
+    assert len(tasks) == len(beside)  # every shard's blocks, in a task of their own
 
 
 @pytest.mark.parametrize("mode", ["text", "vector", "hybrid"])
@@ -222,6 +275,56 @@ def test_citus_like_collapse_and_filters_match_one_node(pair, model, records, qu
             assert like not in {hit.document_id for hit in cluster}
         if params.collapse:
             assert len({hit.document_id for hit in cluster}) == 10
+
+
+def _bm25_leg(settings: Settings, name: str, params: SearchParams, query: str, embedding: np.ndarray, rows: str):
+    """Rows of the search statement's own CTEs (`rows`: a select over them, `c` each row's chunk found by `t.key`)."""
+    with open_primary(settings) as conn, conn.transaction():
+        *row, iterative_scan = conn.execute(REGISTRY, {"name": name}).fetchone()
+        collection = Collection(*row)
+        for statement, values in session_settings(
+            params, settings, iterative_scan=iterative_scan, collection=collection
+        ):
+            conn.execute(statement, values)
+        statement, values = build_search(collection, params, query=query, embedding=embedding)
+        legs = statement.as_string(conn).split(",\nfused AS (")[0]  # the legs, without the fusion
+        chunks = collection.table().as_string(conn)
+        return conn.execute(f"{legs}\n{rows.format(chunks=chunks)}", values).fetchall()
+
+
+def test_citus_a_bounded_bm25_leg_bounds_what_it_did_not_read_and_never_overscores(
+    citus, postgres15_settings, model, records, queries, monkeypatch
+):
+    name = f"t_citus_cut_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(retriever.store.postings, "POSTINGS_BLOCK", 4)  # many blocks per term on every shard
+    for settings in (citus.settings, postgres15_settings):
+        Engine(settings, model=model).ingest_records(name, records[:200], "scifact")
+    monkeypatch.setattr(retriever.query, "TEXT_EXACT_UP_TO", 0)
+    monkeypatch.setattr(retriever.query, "TEXT_BLOCKS", 1)  # a block or two per term: most terms cut
+    monkeypatch.setattr(retriever.query, "TEXT_RESCORE", 1)  # and few unsure chunks rescored
+    exact_rows = "SELECT c.id, t.score FROM text_leg t JOIN {chunks} c ON c.key = t.key"
+    try:
+        for settings in (citus.settings, postgres15_settings):
+            cut = 0
+            for query in queries[:30]:
+                embedding = np.asarray(model.embeddings.embed_query(query), dtype=np.float32)
+                everything = SearchParams(mode="text", exact_text=True, candidates=5000)
+                exact = dict(_bm25_leg(settings, name, everything, query, embedding, exact_rows))
+                bounded = SearchParams(mode="hybrid", candidates=20)
+                scored = _bm25_leg(settings, name, bounded, query, embedding, exact_rows)
+                read = _bm25_leg(
+                    settings, name, bounded, query, embedding,
+                    "SELECT c.id, t.partial, t.missing FROM text_read t JOIN {chunks} c ON c.key = t.key",
+                )  # fmt: skip
+                assert all(score <= exact[chunk] + TOLERANCE for chunk, score in scored), query  # partial or exact
+                for chunk, partial, missing in read:  # what a chunk lacks, the bounds of its cut terms cover
+                    # (a block's best impact is stored as a `real`: a bound is good to its 24 bits)
+                    assert partial - TOLERANCE <= exact[chunk] <= (partial + missing) * (1 + 1e-6), (query, chunk)
+                cut += sum(missing > 0 and exact[chunk] > partial + TOLERANCE for chunk, partial, missing in read)
+            assert cut  # the reads were cut: chunks kept with a partial score and its bound
+    finally:
+        for settings in (citus.settings, postgres15_settings):
+            _drop(settings, name)
 
 
 def test_citus_a_bulk_load_and_maintain_build_what_they_build_on_one_node(citus, postgres15_settings, model, records):
@@ -294,6 +397,55 @@ def test_citus_replace_and_delete_leave_nothing_of_the_old_version_on_any_worker
         assert not old_keys & {key for (key,) in _on_workers(citus, name, posted, table="__postings")}
     finally:
         _drop(citus.settings, name)
+
+
+def test_citus_a_backup_restores_on_the_cluster_and_on_one_node_alike(
+    citus, postgres15_settings, model, records, tmp_path
+):
+    name, copy = (f"t_citus_backup_{uuid.uuid4().hex[:8]}", f"t_citus_restored_{uuid.uuid4().hex[:8]}")
+    cluster, single = Engine(citus.settings, model=model), Engine(postgres15_settings, model=model)
+    try:
+        cluster.ingest_records(name, records[:40], "scifact")
+        cluster.delete_document(name, records[5]["id"])  # a tombstone in the archive
+        single.ingest_records(name, records[:40], "scifact")
+        single.delete_document(name, records[5]["id"])
+        cluster.backup(name, tmp_path / "cluster.zip")
+        single.backup(name, tmp_path / "single.zip")
+        cluster.restore(tmp_path / "cluster.zip", copy)  # cluster → cluster
+        report = single.restore(tmp_path / "cluster.zip", copy)  # cluster → one node
+        cluster.drop_collection(name)
+        cluster.restore(tmp_path / "single.zip", name)  # one node → cluster
+
+        original = collection_state_of(postgres15_settings, name)
+        for settings, restored in ((citus.settings, copy), (postgres15_settings, copy), (citus.settings, name)):
+            assert collection_state_of(settings, restored) == original, (settings.database_url, restored)
+        partial_blocks = sql.SQL(  # per term, on the copy restored off the cluster
+            "SELECT max(n) FROM (SELECT count(*) AS n FROM {} WHERE cardinality(chunk_keys) < %s GROUP BY term) t"
+        ).format(sql.Identifier("hybrid_rag", f"{copy}__postings"))
+        with open_primary(postgres15_settings) as conn:
+            partial = conn.execute(partial_blocks, (retriever.store.postings.POSTINGS_BLOCK,)).fetchone()[0]
+        assert partial == 1  # its blocks cut anew, as one node cuts them
+        assert report.rows["tombstones"] == 0 and report.rows["chunks"] == len(original["chunks"])
+        for restored in (copy, name):
+            collection = cluster.collection(restored)
+            with open_primary(citus.settings) as conn:
+                placed = conn.execute(sql.SQL("SELECT DISTINCT document_id, anchor FROM {}").format(collection.table()))
+                assert all(anchor == anchor_of(collection.anchors, document) for document, anchor in placed)
+        params = SearchParams(k=10, mode="hybrid", exact_text=True)
+        for query in ("cancer cells in mice", "vitamin D deficiency"):
+            embedding = np.asarray(model.embeddings.embed_query(query), dtype=np.float32)
+            expected = exact_rows(postgres15_settings, name, params, query, embedding)
+            for restored in (copy, name):
+                assert_same_rows(exact_rows(citus.settings, restored, params, query, embedding), expected, query)
+    finally:
+        for settings, restored in (
+            (citus.settings, name),
+            (citus.settings, copy),
+            (postgres15_settings, name),
+            (postgres15_settings, copy),
+        ):
+            with contextlib.suppress(CollectionNotFound):
+                _drop(settings, restored)
 
 
 def _cli(settings: Settings, *args: str):

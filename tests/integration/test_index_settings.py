@@ -25,9 +25,10 @@ from retriever.embeddings import EmbeddingModel
 from retriever.http import create_app
 from retriever.query import build_search
 from retriever.search_settings import session_settings
-from retriever.store.backup import backup_collection, restore_collection
+from retriever.store.backup import backup_collection
 from retriever.store.collections import create_collection, get_collection
 from retriever.store.migrations import migrate
+from retriever.store.restore import restore_collection
 
 DIMS, CLUSTERS, ROWS, QUERIES = 48, 40, 3000, 60
 

@@ -6,7 +6,8 @@ sampling them was most of ANALYZE's time); a collection made before that rule ge
 from migration m003, and migrating twice changes nothing. Migrations are frozen SQL: m002
 lays out an older collection's posting blocks exactly as a full rebuild does today. The
 registry records each collection's language; m004 gives an older collection the one its
-text search configuration names, accents kept.
+text search configuration names, accents kept. m009 gives every collection's tables an
+anchor ('' off Citus), and an older collection takes writes, deletes and searches after it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from retriever.store.migrations import migrate
 from retriever.store.postings import refresh_postings
 
 ARRAYS = {"chunk_keys", "tfs", "lengths"}
+ANCHORED = ("", "__documents", "__tombstones", "__postings")  # a collection's tables with an anchor
 
 
 def _sampled_columns(conn, table: str) -> set[str]:
@@ -99,11 +101,10 @@ def test_migration_m002_rebuilds_the_posting_blocks_of_an_older_collection(setti
         rebuilt = _posting_state(conn, collection_name)
         for suffix in ("postings", "terms", "tombstones"):  # as a collection made before the blocks was
             conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier("hybrid_rag", f"{collection_name}__{suffix}")))
-        conn.execute(
-            "DELETE FROM hybrid_rag.migrations WHERE name IN ('m002_posting_blocks', 'm003_no_array_statistics')"
-        )
+        later = ("m002_posting_blocks", "m003_no_array_statistics", "m009_anchors")  # each collection's blocks anew
+        conn.execute("DELETE FROM hybrid_rag.migrations WHERE name = ANY(%s)", (list(later),))
 
-        assert migrate(conn) == ["m002_posting_blocks", "m003_no_array_statistics"]
+        assert migrate(conn) == list(later)
         migrated = _posting_state(conn, collection_name)
         indexes = {
             name
@@ -116,6 +117,36 @@ def test_migration_m002_rebuilds_the_posting_blocks_of_an_older_collection(setti
     assert migrated == rebuilt
     assert indexes == {f"{collection_name}_postings_order", f"{collection_name}_postings_tails"}
     assert Engine(settings, model=fake_model).search(collection_name, "alpha delta", SearchParams(mode="text")).hits
+
+
+def test_migration_m009_gives_an_older_collection_anchors_and_it_goes_on_working(settings, collection_name, fake_model):
+    _ingest(settings, collection_name, fake_model)
+    engine = Engine(settings, model=fake_model)
+    tables = [sql.Identifier("hybrid_rag", collection_name + suffix) for suffix in ANCHORED]
+    with open_primary(settings) as conn, conn.transaction():  # as the tables were before m009
+        for table in tables:
+            conn.execute(sql.SQL("ALTER TABLE {} DROP COLUMN anchor CASCADE").format(table))
+        order = sql.Identifier(f"{collection_name}_postings_order")  # went with the column it included
+        conn.execute(sql.SQL("CREATE INDEX {} ON {} (term, max_impact DESC)").format(order, tables[-1]))
+        conn.execute("ALTER TABLE hybrid_rag.collections DROP COLUMN anchors")
+        conn.execute("DELETE FROM hybrid_rag.migrations WHERE name = 'm009_anchors'")
+    with open_primary(settings) as conn:
+        assert migrate(conn) == ["m009_anchors"]
+        conn.execute("DELETE FROM hybrid_rag.migrations WHERE name = 'm009_anchors'")
+        assert migrate(conn) == ["m009_anchors"]  # once more: it adds only what is missing
+        defaults = conn.execute(
+            "SELECT attrelid::regclass::text, pg_get_expr(adbin, adrelid) FROM pg_attribute JOIN pg_attrdef "
+            "ON adrelid = attrelid AND adnum = attnum WHERE attname = 'anchor' AND attrelid = ANY(%s::regclass[])",
+            ([table.as_string(conn) for table in tables],),
+        ).fetchall()
+    assert sorted(default for _, default in defaults) == ["''::text"] * len(tables)
+
+    changed = SourceDocument(document_id="d3", text="epsilon zeta", title=None, source="t", metadata={})
+    engine.ingest(collection_name, [changed], ChunkingConfig())
+    engine.delete_document(collection_name, "d4")
+    hits = engine.search(collection_name, "zeta", SearchParams(mode="text")).hits
+    assert [hit.document_id for hit in hits] == ["d3"]
+    assert len(engine.search(collection_name, "alpha delta", SearchParams(mode="text", k=50)).hits) == 28
 
 
 def test_migration_m004_records_the_language_of_an_older_collection(settings, collection_name, fake_model):

@@ -49,7 +49,16 @@ def rank(module: str) -> int | None:
             return 1
         if room == "store":
             return 2
-        if rest in ("query", "search", "search_settings", "nearest", "connections", "boundary", "query_embedder"):
+        if rest in (
+            "query",
+            "text_leg",
+            "search",
+            "search_settings",
+            "nearest",
+            "connections",
+            "boundary",
+            "query_embedder",
+        ):
             return 3
         if rest in ("engine", "serving", "lifecycle", "backups", "topics", "searching", "reembed"):
             return 4

@@ -1,0 +1,59 @@
+"""The backup archive's format: its files, their columns, and what a backup or a restore reports.
+
+`retriever.store.backup` writes the archive, `retriever.store.restore` reads it back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from retriever.store.tables import Collection
+
+__all__ = [
+    "FORMAT",
+    "TABLES",
+    "TOPICS",
+    "TOPICS_COLUMNS",
+    "VERSION",
+    "BackupReport",
+    "archived_columns",
+    "archived_table",
+]
+
+FORMAT = "hybrid-rag collection backup"
+VERSION = 1
+
+# Each table's file in the archive and the columns written, in order (the chunk table's `tsv`
+# is generated, its `key` kept: the posting blocks name chunks by key).
+TABLES: dict[str, tuple[str, ...]] = {
+    "chunks": ("id", "key", "document_id", "chunk_index", "content", "metadata", "content_hash", "embedding"),
+    "documents": ("document_id", "hash", "chunk_count", "updated_at"),
+    "postings": ("term", "max_impact", "chunk_keys", "tfs", "lengths"),
+    "terms": ("term", "df"),
+    "tombstones": ("key",),
+}
+# The collection's topics: rows of the shared `hybrid_rag.topics` table, keyed by the collection's name.
+TOPICS = ("topic", "label", "terms", "size", "centroid", "metadata_key")
+TOPICS_COLUMNS = sql.SQL(", ").join(map(sql.Identifier, TOPICS))
+
+
+@dataclass(frozen=True, slots=True)
+class BackupReport:
+    """What a backup wrote or a restore wrote: the collection's name and each table's rows (a restore that cuts
+    the posting blocks anew reports the blocks, terms and tombstones it made)."""
+
+    collection: str
+    rows: dict[str, int]
+    path: str
+
+
+def archived_table(collection: Collection, name: str) -> sql.Identifier:
+    """The collection's table whose rows the archive's file `name` holds."""
+    return collection.table("" if name == "chunks" else name)
+
+
+def archived_columns(name: str) -> sql.Composed:
+    """The columns of the archive's file `name`, in order."""
+    return sql.SQL(", ").join(map(sql.Identifier, TABLES[name]))
