@@ -126,8 +126,11 @@ def pair(citus, postgres15_settings, model, records) -> Iterator[Pair]:
         _drop(settings, name)
 
 
-def exact_rows(settings: Settings, name: str, params: SearchParams, query: str, embedding: np.ndarray) -> list[tuple]:
-    """The search statement's rows with exact BM25 and no index scan (vectors ranked exactly), as the engine sets up."""
+@contextlib.contextmanager
+def _searching(
+    settings: Settings, name: str, params: SearchParams, query: str, embedding: np.ndarray | None
+) -> Iterator[tuple[psycopg.Connection, Collection, sql.Composed, dict[str, Any]]]:
+    """A transaction set up as the engine sets one up for this search, with the search statement and its values."""
     with open_primary(settings) as conn, conn.transaction():
         *row, iterative_scan = conn.execute(REGISTRY, {"name": name}).fetchone()
         collection = Collection(*row)
@@ -135,9 +138,14 @@ def exact_rows(settings: Settings, name: str, params: SearchParams, query: str, 
             params, settings, iterative_scan=iterative_scan, collection=collection
         ):
             conn.execute(statement, values)
+        yield conn, collection, *build_search(collection, params, query=query, embedding=embedding)
+
+
+def exact_rows(settings: Settings, name: str, params: SearchParams, query: str, embedding: np.ndarray) -> list[tuple]:
+    """The search statement's rows with exact BM25 and no index scan (vectors ranked exactly), as the engine sets up."""
+    with _searching(settings, name, params, query, embedding) as (conn, _, statement, values):
         conn.execute("SET LOCAL enable_indexscan = off")
         conn.execute("SET LOCAL enable_bitmapscan = off")
-        statement, values = build_search(collection, params, query=query, embedding=embedding)
         return conn.execute(statement, values).fetchall()
 
 
@@ -279,14 +287,7 @@ def test_citus_like_collapse_and_filters_match_one_node(pair, model, records, qu
 
 def _bm25_leg(settings: Settings, name: str, params: SearchParams, query: str, embedding: np.ndarray, rows: str):
     """Rows of the search statement's own CTEs (`rows`: a select over them, `c` each row's chunk found by `t.key`)."""
-    with open_primary(settings) as conn, conn.transaction():
-        *row, iterative_scan = conn.execute(REGISTRY, {"name": name}).fetchone()
-        collection = Collection(*row)
-        for statement, values in session_settings(
-            params, settings, iterative_scan=iterative_scan, collection=collection
-        ):
-            conn.execute(statement, values)
-        statement, values = build_search(collection, params, query=query, embedding=embedding)
+    with _searching(settings, name, params, query, embedding) as (conn, collection, statement, values):
         legs = statement.as_string(conn).split(",\nfused AS (")[0]  # the legs, without the fusion
         chunks = collection.table().as_string(conn)
         return conn.execute(f"{legs}\n{rows.format(chunks=chunks)}", values).fetchall()
