@@ -7,6 +7,8 @@
 
 Both end with the same rows, the same `to_tsvector('english', content)`, a GIN index on it
 and an HNSW index (cosine, m 16, ef_construction 64); ours also holds BM25 postings.
+Changed documents are written again into the loaded stores the way each replaces them:
+ours by ingest's normal (not bulk) path, PGVectorStore by `adelete` then `aadd_embeddings`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from retriever.store.batches import BatchWriter
 from retriever.store.collections import create_collection, drop_collection, get_collection
 from retriever.store.records import batches
 from retriever.store.vector_index import VectorIndex
-from retriever.store.writer import existing_hashes
+from retriever.store.writer import PreparedDocument, existing_hashes
 
 __all__ = [
     "LC_SCHEMA",
@@ -42,6 +44,8 @@ __all__ = [
     "load_ours",
     "load_pgvectorstore",
     "open_pgvectorstore",
+    "replace_ours",
+    "replace_pgvectorstore",
     "sqlalchemy_url",
 ]
 
@@ -67,6 +71,23 @@ def load_ours(settings: Settings, name: str, corpus: Corpus, vectors: np.ndarray
             phases = writer.finish()
     phases["total"] = time.perf_counter() - started
     return phases
+
+
+def replace_ours(settings: Settings, name: str, documents: list[PreparedDocument], vectors: np.ndarray) -> float:
+    """Write `documents` (with their chunks' `vectors`) again into our loaded collection as ingest replaces
+    changed ones: per batch, one transaction takes their chunks and postings out and writes the new ones;
+    then ANALYZE as ingest runs it. Returns seconds."""
+    with Engine(settings).connection() as conn:
+        collection = get_collection(conn, name)
+    started = time.perf_counter()
+    with BatchWriter(Engine(settings).connection, collection) as writer:
+        offset = 0
+        for batch in batches(documents, BATCH_CHUNKS):
+            count = sum(len(document.chunks) for document in batch)
+            writer.submit(batch, vectors[offset : offset + count])
+            offset += count
+        writer.finish()
+    return time.perf_counter() - started
 
 
 def drop_ours(settings: Settings, name: str) -> None:
@@ -165,6 +186,25 @@ async def load_pgvectorstore(
     return phases
 
 
+async def replace_pgvectorstore(
+    dsn: str, table: str, documents: list[PreparedDocument], vectors: np.ndarray, embeddings: PrecomputedEmbeddings
+) -> float:
+    """The same documents written again into the loaded PGVectorStore table: their chunks deleted by id, then
+    added. Returns seconds."""
+    chunks = [chunk for document in documents for chunk in document.chunks]
+    ids, texts = [chunk.id for chunk in chunks], [chunk.content for chunk in chunks]
+    metadatas, rows = [dict(chunk.metadata) for chunk in chunks], vectors.tolist()
+    engine = create_async_engine(sqlalchemy_url(dsn))
+    try:
+        store = await open_pgvectorstore(engine, table, embeddings)
+        started = time.perf_counter()
+        await store.adelete(ids)
+        await store.aadd_embeddings(texts, rows, metadatas=metadatas, ids=ids)
+        return time.perf_counter() - started
+    finally:
+        await engine.dispose()
+
+
 def drop_pgvectorstore(settings: Settings, table: str) -> None:
     """Drop a PGVectorStore table (its indexes go with it)."""
     with Engine(settings).connection() as conn:
@@ -213,7 +253,7 @@ def final_state(settings: Settings, collection: str, table: str) -> dict[str, An
         ours = _state(conn, "hybrid_rag", collection, "id", "tsv")
         collection_row = get_collection(conn, collection)
         ours["postings"] = conn.execute(
-            sql.SQL("SELECT count(*) FROM {}").format(collection_row.table("postings"))
+            sql.SQL("SELECT coalesce(sum(cardinality(chunk_keys)), 0) FROM {}").format(collection_row.table("postings"))
         ).fetchone()[0]  # type: ignore[index]
         theirs = _state(conn, LC_SCHEMA, table, "langchain_id", "content_tsv")
     same = (

@@ -4,6 +4,9 @@ Each round loads the same chunks and precomputed embeddings into a fresh collect
 (ours) and a fresh PGVectorStore table, times each end to end (indexes and ANALYZE
 included), checks that both hold the same rows, tsvectors, embeddings, GIN and HNSW
 indexes, and drops them. Rounds alternate which store goes first; the median counts.
+In each round, once both are loaded, every tenth document is written again into each as
+a changed document of the same size would be (`replace_ours`, `replace_pgvectorstore`),
+and the first round checks the stores still agree afterwards.
 
 It also bounds what any writer could reach here: the work that the final state itself
 requires (every `to_tsvector`, the GIN and HNSW builds; ours adds the posting blocks),
@@ -21,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 from psycopg import sql
 
-from bench._data import PrecomputedEmbeddings, cached_embeddings, embedding_throughput, load_corpus
+from bench._data import Corpus, PrecomputedEmbeddings, cached_embeddings, embedding_throughput, load_corpus
 from bench._stores import (
     checkpoint,
     drop_ours,
@@ -31,12 +35,15 @@ from bench._stores import (
     final_state,
     load_ours,
     load_pgvectorstore,
+    replace_ours,
+    replace_pgvectorstore,
 )
 from retriever import Engine, Settings
 from retriever.embeddings import EmbeddingModel
 from retriever.store.collections import get_collection
 from retriever.store.database import primary_dsn
 from retriever.store.postings import refresh_postings
+from retriever.store.writer import PreparedDocument
 
 __all__ = ["run_ingest_bench"]
 
@@ -58,7 +65,9 @@ def run_ingest_bench(
     vectors = cached_embeddings(settings, model, texts)
     embeddings = PrecomputedEmbeddings(texts, vectors)
     dsn = primary_dsn(settings)
+    changed, changed_vectors = _changed(corpus, vectors)
     runs: list[dict[str, Any]] = []
+    replaced: list[dict[str, float]] = []
     state: dict[str, Any] | None = None
     work: dict[str, float] = {}
     for round_ in range(repeat):
@@ -80,14 +89,50 @@ def run_ingest_bench(
                     raise click.ClickException(f"the two stores differ after loading: {state}")
                 work = _work_alone(settings, collection)
             runs.append(timings)
+            click.echo(f"round {round_ + 1}/{repeat}: writing {len(changed)} changed documents again", err=True)
+            replaced.append(
+                {
+                    which: replace_ours(settings, collection, changed, changed_vectors)
+                    if which == "ours"
+                    else asyncio.run(replace_pgvectorstore(dsn, table, changed, changed_vectors, embeddings))
+                    for which in order
+                }
+            )
+            after = final_state(settings, collection, table) if round_ == 0 else state
+            if not after["same"] or after["ours"]["postings"] != state["ours"]["postings"]:  # the same texts
+                raise click.ClickException(f"the stores changed in writing documents again: {after}")
         finally:
             drop_ours(settings, collection)
             drop_pgvectorstore(settings, table)
     click.echo(f"measuring {model.name} on {min(embed_sample, len(texts))} chunks", err=True)
     throughput = embedding_throughput(model, texts, sample=embed_sample)
-    return _results(
+    results = _results(
         corpus_path, len(corpus.documents), len(texts), int(vectors.shape[1]), model, runs, state, throughput, work
     )
+    return results | {"replace": _replace_summary(replaced, changed)}
+
+
+_CHANGED_EVERY = 10  # every tenth document is written again
+
+
+def _changed(corpus: Corpus, vectors: np.ndarray) -> tuple[list[PreparedDocument], np.ndarray]:
+    """Every tenth document with its chunks' vectors (rows of `vectors`, in corpus order)."""
+    starts = np.cumsum([0] + [len(document.chunks) for document in corpus.documents])
+    picked = range(0, len(corpus.documents), _CHANGED_EVERY)
+    rows = [row for i in picked for row in range(starts[i], starts[i + 1])]
+    return [corpus.documents[i] for i in picked], vectors[rows]
+
+
+def _replace_summary(replaced: list[dict[str, float]], changed: list[PreparedDocument]) -> dict[str, Any]:
+    ours, theirs = (statistics.median(run[which] for run in replaced) for which in ("ours", "pgvectorstore"))
+    return {
+        "documents": len(changed),
+        "chunks": sum(len(document.chunks) for document in changed),
+        "ours_s": ours,
+        "pgvectorstore_s": theirs,
+        "ratio": theirs / ours,
+        "runs_s": replaced,
+    }
 
 
 _TSVECTORS = "SELECT count(to_tsvector(%(config)s::regconfig, content)) FROM {chunks}"
@@ -198,6 +243,12 @@ def ingest_table(results: dict[str, Any]) -> str:
     lines.append("")
     lines.append("phases, seconds: ours " + _phases(ours) + "; PGVectorStore " + _phases(theirs))
     lines.append(f"same final state (rows, tsvector, embeddings, GIN, HNSW): {results['same_final_state']}")
+    replace = results["replace"]
+    lines.append(
+        f"changed documents written again: {replace['documents']} ({replace['chunks']} chunks): PGVectorStore "
+        f"adelete + aadd_embeddings {replace['pgvectorstore_s']:.2f} s, hybrid-rag ingest's replace "
+        f"{replace['ours_s']:.2f} s: {replace['ratio']:.2f}× (the same state after)"
+    )
     ceiling = results["ceiling"]
     lines.append(
         f"ceiling on {ceiling['cores']} core(s), each step timed alone: to_tsvector {ceiling['tsvector_s']:.2f} s + "

@@ -162,7 +162,6 @@ class Engine(Searching, DocumentLifecycle, CollectionBackups, CollectionTopics, 
         on_skip: Callable[[SkippedSource], None] | None = None,
         progress: bool = False,
         total: int | None = None,
-        compact: bool = True,
         language: str | None = None,
         accent_insensitive: bool = False,
         index: VectorIndex | None = None,
@@ -173,8 +172,7 @@ class Engine(Searching, DocumentLifecycle, CollectionBackups, CollectionTopics, 
         atomically; one that cannot be stored is skipped (`report.skipped`, `on_skip`).
         `language` (a text search configuration), `accent_insensitive` and `index` (the vector index) apply
         when the collection is created; given for an existing one, they must match it (`InputError`).
-        `progress` shows documents done against `total`; `compact=False` leaves a rebuild of
-        the posting blocks to `maintain`.
+        `progress` shows documents done against `total`.
         """
         with map_errors():
             with self.connection() as conn:
@@ -189,7 +187,6 @@ class Engine(Searching, DocumentLifecycle, CollectionBackups, CollectionTopics, 
                 progress=progress,
                 total=total,
                 on_skip=on_skip,
-                compact=compact,
             )
 
     def ingest_paths(
@@ -230,7 +227,7 @@ class Engine(Searching, DocumentLifecycle, CollectionBackups, CollectionTopics, 
     ) -> tuple[list[SourceDocument], IngestReport]:
         """Ingest records (`id`, `text`, `title`, `metadata`) with the default chunking; returns them as documents.
 
-        `options`: `ingest`'s keywords (`compact`, `language`, `accent_insensitive`, `index`)."""
+        `options`: `ingest`'s keywords (`language`, `accent_insensitive`, `index`)."""
         with map_errors():
             documents = list(iter_records(records, source))
         return documents, self.ingest(collection, documents, **options)

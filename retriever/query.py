@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 # The BM25 leg's bounds (`hybrid-rag bench scale` measures what they cost against exact BM25):
-TEXT_BLOCKS = 10  # posting blocks read per query term, best impact first (10 × 100 postings)
+TEXT_BLOCKS = 10  # posting blocks read per query term, best impact first (up to 10 × 100 postings)
 TEXT_RESCORE = 6  # at most this many × candidates chunks are rescored exactly from their `tsv`
 TEXT_EXACT_UP_TO = 20_000  # a query whose terms have this many postings in all reads them all: exact, and cheaper
 LIKE_TERMS = 24  # "more like this": the document's most distinctive lexemes the text leg searches for

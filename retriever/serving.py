@@ -67,9 +67,8 @@ class ServingEngine(Engine):
     async def aingest_records(
         self, collection: str, records: Sequence[Mapping[str, Any]], source: str, **options: Any
     ) -> tuple[list[SourceDocument], IngestReport]:
-        """`ingest_records` (`options`: its keywords) in a write slot; a request never waits for a posting-block
-        rebuild."""
-        ingest = functools.partial(self.ingest_records, compact=False, **options)
+        """`ingest_records` (`options`: its keywords) in a write slot."""
+        ingest = functools.partial(self.ingest_records, **options)
         return await self._in_write_slot(ingest, collection, records, source)
 
     async def adelete_document(self, collection: str, document_id: str) -> None:

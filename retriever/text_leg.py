@@ -69,23 +69,18 @@ cut_terms AS (
     FROM term_blocks WHERE nth = 1
 ),
 text_read AS (
-    SELECT ''::text AS anchor, r.* FROM (
-        SELECT p.key, max(p.length) AS length,
-               sum({read_score}) AS partial,
-               cut.bound - sum(p.bound) AS missing  -- bounds of the cut terms not found
-        FROM (  -- unnest in the select list: the arrays in step, no tuplestore per block
-            SELECT b.weight, b.avgdl, b.bound,
-                   unnest(b.chunk_keys) AS key, unnest(b.tfs) AS tf, unnest(b.lengths) AS length
-            FROM term_blocks b WHERE b.nth <= coalesce(b.depth, b.nth)
-        ) p
-        CROSS JOIN cut_terms cut  -- one row (not a subquery here: Citus pushes no subquery above a GROUP BY)
-        {text_join}
-        WHERE {text_filter}
-        GROUP BY p.key, cut.bound
-    ) r
-    -- deleted chunks' postings, dropped once per chunk (below the GROUP BY, the planner
-    -- would expect one row and sort rather than hash)
-    WHERE NOT EXISTS (SELECT FROM {tombstones} d WHERE d.key = r.key)
+    SELECT ''::text AS anchor, p.key, max(p.length) AS length,
+           sum({read_score}) AS partial,
+           cut.bound - sum(p.bound) AS missing  -- bounds of the cut terms not found
+    FROM (  -- unnest in the select list: the arrays in step, no tuplestore per block
+        SELECT b.weight, b.avgdl, b.bound,
+               unnest(b.chunk_keys) AS key, unnest(b.tfs) AS tf, unnest(b.lengths) AS length
+        FROM term_blocks b WHERE b.nth <= coalesce(b.depth, b.nth)
+    ) p
+    CROSS JOIN cut_terms cut  -- one row (not a subquery here: Citus pushes no subquery above a GROUP BY)
+    {text_join}
+    WHERE {text_filter}
+    GROUP BY p.key, cut.bound
 )"""
 # The vector leg's chunks the read missed that hold a cut term
 _NODE_RESCORES = """(SELECT terms FROM cut_terms) IS NOT NULL
@@ -149,8 +144,7 @@ text_read AS (
                             WHERE b.nth <= coalesce(b.depth, b.nth)
                         ) p
                         {text_join}
-                        LEFT JOIN {tombstones} d ON d.anchor = p.anchor AND d.key = p.key  -- deleted chunks' postings
-                        WHERE {text_filter} AND d.key IS NULL
+                        WHERE {text_filter}
                         GROUP BY p.anchor, p.key, p.cut_bound
                     ) r
                 ) r
@@ -234,7 +228,6 @@ def text_leg(
     )
     read = sql.SQL(_SHARD_READ if collection.sharded else _NODE_READ).format(
         postings=collection.table("postings"),
-        tombstones=collection.table("tombstones"),
         candidates=candidates,
         rescore=rescore,
         read_score=term_weight_sql("p.tf", "p.length", "p.avgdl", idf="p.weight"),

@@ -169,14 +169,12 @@ def fake_embeddings(monkeypatch, fake_model: EmbeddingModel) -> EmbeddingModel:
 
 def collection_state_of(settings: Settings, name: str) -> dict[str, list[tuple]]:
     """Everything an ingest of a set of documents determines in collection `name`, independent of
-    insertion order and of how posting blocks were cut: documents and hashes, chunks, live postings,
-    document frequencies and the BM25 statistics. Two collections with equal states rank text alike."""
+    insertion order and of how posting blocks were cut: documents and hashes, chunks, postings (a
+    posting of no chunk shows with id None), document frequencies and the BM25 statistics. Two
+    collections with equal states rank text alike."""
     tables = {
         "chunks": sql.Identifier("hybrid_rag", name),
-        **{
-            suffix: sql.Identifier("hybrid_rag", f"{name}__{suffix}")
-            for suffix in ("documents", "postings", "terms", "tombstones")
-        },
+        **{suffix: sql.Identifier("hybrid_rag", f"{name}__{suffix}") for suffix in ("documents", "postings", "terms")},
     }
     with open_primary(settings) as conn:
         return {
@@ -194,12 +192,11 @@ def collection_state(settings: Settings):
 COLLECTION_STATE = {
     "documents": "SELECT document_id, hash, chunk_count FROM {documents} ORDER BY 1",
     "chunks": "SELECT id, document_id, content_hash, metadata::text FROM {chunks} ORDER BY 1",
-    "live postings": """
+    "postings": """
         SELECT p.term, c.id, k.tf, k.length
         FROM {postings} p CROSS JOIN unnest(p.chunk_keys, p.tfs, p.lengths) AS k(key, tf, length)
-        JOIN {chunks} c ON c.anchor = p.anchor AND c.key = k.key  -- on Citus, the blocks' shard is their chunks'
-        WHERE NOT EXISTS (SELECT FROM {tombstones} d WHERE d.anchor = p.anchor AND d.key = k.key)
-        ORDER BY 1, 2""",
+        LEFT JOIN {chunks} c ON c.anchor = p.anchor AND c.key = k.key  -- on Citus, the blocks' shard is their chunks'
+        ORDER BY 1, 2, 3, 4""",
     "document frequencies": "SELECT term, df FROM {terms} WHERE df > 0 ORDER BY 1",
     "statistics": "SELECT chunk_count, total_length FROM hybrid_rag.collections WHERE name = %(name)s",
 }

@@ -256,11 +256,11 @@ def collections_command(as_json: bool, database_url: str | None) -> None:
 def maintain_command(names: tuple[str, ...], reindex: bool, as_json: bool, database_url: str | None) -> None:
     """VACUUM ANALYZE, drop unused terms, build missing indexes, report sizes.
 
-    Run it after large deletes: it also rebuilds the BM25 posting blocks once deleted
-    chunks are over 10% of those they hold (ingest does so by itself). --reindex after heavy
-    churn (deleted rows degrade an HNSW graph) or after an IVFFlat collection grew well
-    past its first load (its lists are k-means cells of the rows there when it was built);
-    it rebuilds with the collection's own index settings. Sizes tell whether the vector
+    Run it after large deletes: it also cuts the BM25 posting blocks anew once deletes
+    have trimmed over 10% of them. --reindex after heavy churn (deleted rows degrade an
+    HNSW graph) or after an IVFFlat collection grew well past its first load (its lists
+    are k-means cells of the rows there when it was built); it rebuilds with the
+    collection's own index settings, and the posting blocks too. Sizes tell whether the vector
     index still fits in RAM.
 
     \b
@@ -276,6 +276,6 @@ def maintain_command(names: tuple[str, ...], reindex: bool, as_json: bool, datab
         indexes = ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in entry["indexes"].items())
         click.echo(
             f"{entry['name']}: {entry['chunks']} chunks, {entry['documents']} documents, {entry['terms']} terms, "
-            f"{entry['postings']} postings ({entry['tombstones']} of deleted chunks), "
+            f"{entry['postings']} postings ({entry['trimmed_blocks']} blocks trimmed by deletes), "
             f"{entry['total_bytes'] / 1e6:.1f} MB in all\n  indexes: {indexes}"
         )

@@ -10,7 +10,7 @@ raises itself is ours already).
 - `tables`       names: schema, collection names, tables, indexes, the write lock
 - `collections`  the registry row and the chunk table, its HNSW and GIN indexes
 - `bm25`         BM25's constants and formulas (k1, b, idf, term weight), once
-- `postings`     BM25 posting blocks: DDL, append, rebuild beside the live ones, swap, staleness
+- `postings`     BM25 posting blocks: DDL, append, rebuild beside the live ones, swap
 - `writer`       one batch of documents in one transaction: deletes, COPY, hashes
 - `batches`      the background writer of one ingest (bulk loads on two connections)
 - `pipeline`     files and records → chunks → embeddings → the writer

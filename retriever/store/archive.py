@@ -17,13 +17,17 @@ __all__ = [
     "TOPICS",
     "TOPICS_COLUMNS",
     "VERSION",
+    "VERSIONS_READ",
     "BackupReport",
     "archived_columns",
     "archived_table",
 ]
 
 FORMAT = "hybrid-rag collection backup"
-VERSION = 1
+VERSION = 2
+# Version 1 archives also held `tombstones.tsv`: deleted chunks whose postings were still in the
+# blocks. A restore of one that has any cuts the blocks anew.
+VERSIONS_READ = (1, 2)
 
 # Each table's file in the archive and the columns written, in order (the chunk table's `tsv`
 # is generated, its `key` kept: the posting blocks name chunks by key).
@@ -32,7 +36,6 @@ TABLES: dict[str, tuple[str, ...]] = {
     "documents": ("document_id", "hash", "chunk_count", "updated_at"),
     "postings": ("term", "max_impact", "chunk_keys", "tfs", "lengths"),
     "terms": ("term", "df"),
-    "tombstones": ("key",),
 }
 # The collection's topics: rows of the shared `hybrid_rag.topics` table, keyed by the collection's name.
 TOPICS = ("topic", "label", "terms", "size", "centroid", "metadata_key")
@@ -42,7 +45,7 @@ TOPICS_COLUMNS = sql.SQL(", ").join(map(sql.Identifier, TOPICS))
 @dataclass(frozen=True, slots=True)
 class BackupReport:
     """What a backup wrote or a restore wrote: the collection's name and each table's rows (a restore that cuts
-    the posting blocks anew reports the blocks, terms and tombstones it made)."""
+    the posting blocks anew reports the blocks and terms it made)."""
 
     collection: str
     rows: dict[str, int]

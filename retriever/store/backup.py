@@ -9,7 +9,6 @@ The file is a zip archive:
     documents.tsv     COPY text of each side table
     postings.tsv
     terms.tsv
-    tombstones.tsv
     topics.tsv        the collection's rows of `hybrid_rag.topics` (`hybrid-rag topics`)
 
 A backup reads everything inside one REPEATABLE READ, READ ONLY transaction, so the

@@ -5,13 +5,11 @@ on two connections at once (`to_tsvector` is CPU-bound: use both cores), then bu
 everything else in one pass: the HNSW graph on one connection while the BM25 posting
 blocks, document frequencies and the GIN index build on another.
 Each batch is still its own transaction, so a crash leaves whole documents only,
-and the next ingest finishes an interrupted bulk load. An ingest that leaves many
-replaced or deleted chunks' postings behind rebuilds the blocks beside the live ones.
+and the next ingest finishes an interrupted bulk load.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import deque
@@ -23,9 +21,8 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from retriever.errors import DatabaseUnavailable
 from retriever.store.collections import VECTOR, ensure_index, get_collection, missing_indexes
-from retriever.store.postings import REBUILD_TOMBSTONES, begin_bulk, bulk_pending, refresh_postings, stale_share
+from retriever.store.postings import begin_bulk, bulk_pending, refresh_postings
 from retriever.store.tables import Collection
 from retriever.store.writer import LoadFinished, PreparedDocument, write_documents
 
@@ -33,8 +30,6 @@ __all__ = ["BatchWriter", "Connect"]
 
 Connect = Callable[[], AbstractContextManager[psycopg.Connection]]
 """Lends a primary connection for a `with` block: a fresh one, or one from a pool."""
-
-log = logging.getLogger(__name__)
 
 
 def _refused(exc: psycopg.Error) -> bool:
@@ -55,10 +50,8 @@ class BatchWriter:
         collection: Collection,
         *,
         workers: int = 2,
-        compact: bool = True,
     ) -> None:
         self._connect = connect
-        self.compact = compact  # rebuild the posting blocks at the end if many chunks were replaced
         self.collection = collection
         self.bulk = collection.chunk_count == 0
         if self.bulk:
@@ -167,9 +160,7 @@ class BatchWriter:
                     # with the collection's own settings; an IVFFlat's k-means cells over the rows now loaded
                     vector_index = side.submit(ensure_index, second, collection, VECTOR, rows=rows)
                 if finishing:
-                    refreshed = refresh_postings(first, collection)
-                else:
-                    refreshed = self._compact(first, collection)
+                    refresh_postings(first, collection)
                 if "tsv_gin" in missing:
                     ensure_index(first, collection, "tsv_gin")
                 if vector_index is not None:
@@ -177,26 +168,13 @@ class BatchWriter:
             phases["indexes"] = time.perf_counter() - start
             if finishing or missing or self.rows >= 1000:
                 start = time.perf_counter()
-                postings = () if refreshed else ("postings", "terms")  # a rebuild analyzed its own
-                for suffix in ("", "documents", "tombstones", *postings):
+                postings = () if finishing else ("postings", "terms")  # a rebuild analyzed its own
+                for suffix in ("", "documents", *postings):
                     first.execute(sql.SQL("ANALYZE {}").format(collection.table(suffix)))
                 phases["analyze"] = time.perf_counter() - start
         if failures:
             raise failures[0]
         return phases
-
-    def _compact(self, conn: psycopg.Connection, collection: Collection) -> bool:
-        """Rebuild the posting blocks if this ingest left them full of deleted chunks' postings.
-
-        Its documents are committed by now: a rebuild that fails only warns (`maintain` retries).
-        """
-        if not self.compact or stale_share(conn, collection) <= REBUILD_TOMBSTONES:
-            return False
-        try:
-            return refresh_postings(conn, collection, only_if_stale=True)
-        except (psycopg.Error, DatabaseUnavailable) as exc:
-            log.warning("posting blocks of %r not rebuilt (run `hybrid-rag maintain`): %s", collection.name, exc)
-            return False
 
     def close(self) -> None:
         """Close the writer connections (idempotent)."""

@@ -6,9 +6,9 @@ Every table of it but the document frequencies carries an `anchor`, its distribu
 - a collection has one anchor per shard (`shard_anchors`: values that hash into each shard,
   kept in the registry), and a document's chunks all carry the same one, chosen by its id
   (`anchor_of`): a document's chunks, and its atomic replace, are one shard's;
-- the chunk table (`docs`), `docs__documents`, `docs__tombstones` and the posting blocks
-  `docs__postings` are hash-distributed by `anchor` and colocated: each shard holds the
-  blocks of its own chunks, with its own HNSW (or IVFFlat), GIN and block indexes;
+- the chunk table (`docs`), `docs__documents` and the posting blocks `docs__postings` are
+  hash-distributed by `anchor` and colocated: each shard holds the blocks of its own
+  chunks, with its own HNSW (or IVFFlat), GIN and block indexes;
 - the document frequencies (`docs__terms`) are a reference table (a copy on every node), and
   the chunk count and average length stay in the registry on the coordinator: BM25's idf
   and average length are the collection's, not a shard's. Topics stay on the coordinator

@@ -113,17 +113,11 @@ CREATE TABLE {documents} (
     updated_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY ({document_key})
 );
-CREATE TABLE {tombstones} (
-    anchor  text NOT NULL DEFAULT '',
-    key     bigint NOT NULL,  -- a deleted chunk whose postings are still in the blocks
-    PRIMARY KEY ({tombstone_key})
-);
 """
 # Unique keys; on Citus they must hold the distribution column, `anchor` (a function of the document id).
 # (the key first: a re-embed pages through the chunks in key order)
 _KEYS = {False: "PRIMARY KEY (id), UNIQUE (key)", True: "PRIMARY KEY (anchor, id), UNIQUE (key, anchor)"}
 _DOCUMENT_KEY = {False: "document_id", True: "anchor, document_id"}
-_TOMBSTONE_KEY = {False: "key", True: "key, anchor"}
 
 
 def create_collection(
@@ -189,10 +183,8 @@ def create_collection(
         names = {
             "keys": sql.SQL(_KEYS[distributed]),
             "document_key": sql.SQL(_DOCUMENT_KEY[distributed]),
-            "tombstone_key": sql.SQL(_TOMBSTONE_KEY[distributed]),
             "chunks": created.table(),
             "documents": created.table("documents"),
-            "tombstones": created.table("tombstones"),
             "column_type": column_type(index.storage, dimensions),
             "config": sql.Literal(chosen.config),
             "document_index": created.index("document_id"),
@@ -202,7 +194,7 @@ def create_collection(
             cur.execute(statement.format(**names))
         if distributed:
             distribute(cur, created.table())
-            distribute(cur, created.table("documents"), created.table("tombstones"), beside=created.table())
+            distribute(cur, created.table("documents"), beside=created.table())
             anchors = shard_anchors(cur, created.table())
             cur.execute("UPDATE hybrid_rag.collections SET anchors = %s WHERE name = %s", (anchors, name))
             created = get_collection(conn, name)

@@ -1,7 +1,7 @@
 """A collection's documents over their life: list, read, delete (by id or by filter), prune.
 
 Every delete goes through `retriever.store.writer.delete_documents`, so BM25 statistics,
-document frequencies and tombstones stay right; every write here holds the collection's
+document frequencies and posting blocks stay right; every write here holds the collection's
 write lock for its whole transaction, so it never interleaves with a concurrent ingest.
 
 Deleting by filter deletes documents whole: a filter matches chunks, and every document

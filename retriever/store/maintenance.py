@@ -3,7 +3,7 @@
 The production checklist of a pgvector deployment, built in: vacuum and analyze after
 bulk changes, rebuild the vector index after heavy churn (deleted tuples degrade an HNSW
 graph; an IVFFlat's cells are k-means of the rows it was built over) with the collection's
-own settings, rebuild the BM25 posting blocks once deleted chunks' tombstones pile up, and
+own settings, cut the BM25 posting blocks anew once deletes have trimmed many of them, and
 know how large each table and index is (the vector index wants to fit in RAM).
 """
 
@@ -17,7 +17,7 @@ import psycopg
 from psycopg import sql
 
 from retriever.store.collections import ensure_indexes, get_collection, index_kinds
-from retriever.store.postings import REBUILD_TOMBSTONES, bulk_pending, refresh_postings, stale_share
+from retriever.store.postings import bulk_pending, refresh_postings
 from retriever.store.tables import SCHEMA, TABLE_SUFFIXES, Collection
 
 __all__ = ["CollectionStats", "collection_stats", "maintain_collection"]
@@ -31,8 +31,8 @@ class CollectionStats:
     chunks: int
     documents: int
     terms: int
-    postings: int  # stored, tombstones included
-    tombstones: int  # postings of deleted chunks, until the blocks are rebuilt
+    postings: int  # in the BM25 posting blocks
+    trimmed_blocks: int  # posting blocks deletes took postings from, until they are cut anew
     tables: dict[str, dict[str, Any]]  # table → rows, dead rows (None on Citus), heap bytes
     indexes: dict[str, int]  # index → bytes
 
@@ -62,14 +62,9 @@ FROM pg_class c
 WHERE c.relnamespace = %(schema)s::regnamespace AND c.relname = ANY(%(tables)s)
 """
 
-_POSTINGS_COUNT = """
-SELECT (SELECT coalesce(sum(cardinality(chunk_keys)), 0) FROM {postings}),
-       (SELECT coalesce(sum(df), 0) FROM {terms})
-"""
-
-
-def _tables(collection: Collection) -> dict[str, sql.Identifier]:
-    return {"postings": collection.table("postings"), "terms": collection.table("terms")}
+_POSTINGS_COUNT = "SELECT coalesce(sum(cardinality(chunk_keys)), 0), count(*) FILTER (WHERE trimmed) FROM {postings}"
+_TRIMMED_SHARE = "SELECT coalesce(avg(trimmed::integer), 0) FROM {postings}"
+REBUILD_TRIMMED = 0.1  # `maintain` cuts the posting blocks anew once deletes have trimmed this share of them
 
 
 def _table_names(collection: Collection) -> list[str]:
@@ -97,26 +92,32 @@ def collection_stats(conn: psycopg.Connection, collection: Collection) -> Collec
         }
         indexes = dict(conn.execute(_INDEX_STATS, values).fetchall())
 
-    stored, live = conn.execute(sql.SQL(_POSTINGS_COUNT).format(**_tables(collection))).fetchone()  # type: ignore[misc]
+    postings, trimmed = conn.execute(sql.SQL(_POSTINGS_COUNT).format(postings=collection.table("postings"))).fetchone()  # type: ignore[misc]
     return CollectionStats(
         collection.name,
         count(""),
         count("documents"),
         count("terms"),
-        int(stored),
-        int(stored - live),
+        int(postings),
+        int(trimmed),
         tables,
         indexes,
     )
 
 
+def _trimmed_share(conn: psycopg.Connection, collection: Collection) -> float:
+    statement = sql.SQL(_TRIMMED_SHARE).format(postings=collection.table("postings"))
+    return float(conn.execute(statement).fetchone()[0])  # type: ignore[index]
+
+
 def maintain_collection(conn: psycopg.Connection, collection: Collection, *, reindex: bool = False) -> CollectionStats:
-    """Finish an interrupted first load, drop unused terms, rebuild posting blocks with many
-    tombstones, (re)build missing or requested indexes, VACUUM ANALYZE every table.
+    """Finish an interrupted first load, drop unused terms, cut the posting blocks anew once over
+    REBUILD_TRIMMED of them are trimmed by deletes (with `reindex`, always), (re)build missing (with
+    `reindex`, all) indexes, VACUUM ANALYZE every table.
 
     Needs an autocommit connection: VACUUM cannot run inside a transaction.
     """
-    if reindex or bulk_pending(conn, collection) or stale_share(conn, collection) > REBUILD_TOMBSTONES:
+    if reindex or bulk_pending(conn, collection) or _trimmed_share(conn, collection) > REBUILD_TRIMMED:
         refresh_postings(conn, collection)  # writes to this collection wait meanwhile; searches do not
         collection = get_collection(conn, collection.name)  # its statistics, rebuilt
     conn.execute(sql.SQL("DELETE FROM {} WHERE df <= 0").format(collection.table("terms")))

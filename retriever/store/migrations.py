@@ -172,6 +172,7 @@ ALTER TABLE hybrid_rag.collections ADD COLUMN distributed boolean NOT NULL DEFAU
 # Every collection's chunks, documents, tombstones and posting blocks carry an anchor: on Citus the
 # distribution column (one value per shard, so the blocks sit beside their chunks), '' elsewhere.
 # Each collection under its write lock: a posting rebuild running meanwhile swaps its blocks in first.
+# (A table m010 has dropped since is passed over: run again, m009 adds only what is missing.)
 m009_anchors = r"""
 ALTER TABLE hybrid_rag.collections ADD COLUMN IF NOT EXISTS anchors text[];
 DO $migration$
@@ -182,9 +183,51 @@ BEGIN
     FOR name IN SELECT c.name FROM hybrid_rag.collections c ORDER BY c.name LOOP
         PERFORM pg_advisory_xact_lock(hashtext('hybrid_rag.write:' || name));
         FOREACH suffix IN ARRAY ARRAY['', '__documents', '__tombstones', '__postings'] LOOP
-            EXECUTE format('ALTER TABLE hybrid_rag.%I ADD COLUMN IF NOT EXISTS anchor text NOT NULL DEFAULT %L',
-                           name || suffix, '');
+            EXECUTE format('ALTER TABLE IF EXISTS hybrid_rag.%I '
+                           'ADD COLUMN IF NOT EXISTS anchor text NOT NULL DEFAULT %L', name || suffix, '');
         END LOOP;
+    END LOOP;
+END
+$migration$
+"""
+
+# A deleted chunk's postings leave their blocks with it (`retriever.store.writer`), which are
+# marked `trimmed`, so tombstones go: every collection's blocks get the mark, the postings the
+# tombstones still hid (of keys no live chunk holds) are taken out of their blocks (each keeps its
+# order and bound, marked; one left empty goes), then the table is dropped. Set-based: one hash
+# lookup per posting. Each collection under its write lock.
+m010_no_tombstones = r"""
+DO $migration$
+DECLARE
+    name text;
+BEGIN
+    PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);  -- on Citus: DDL after the writes
+    FOR name IN SELECT c.name FROM hybrid_rag.collections c ORDER BY c.name LOOP
+        PERFORM pg_advisory_xact_lock(hashtext('hybrid_rag.write:' || name));
+        EXECUTE format('ALTER TABLE hybrid_rag.%I ADD COLUMN IF NOT EXISTS trimmed boolean NOT NULL DEFAULT false',
+                       name || '__postings');
+        CONTINUE WHEN to_regclass(format('hybrid_rag.%I', name || '__tombstones')) IS NULL;
+        EXECUTE format($sql$
+            WITH gone AS (
+                SELECT t.anchor, t.key FROM hybrid_rag.%1$I t
+                WHERE NOT EXISTS (SELECT FROM hybrid_rag.%3$I c WHERE c.anchor = t.anchor AND c.key = t.key)
+            ), posted AS (
+                SELECT DISTINCT p.anchor, p.term, p.chunk_keys[1] AS first
+                FROM hybrid_rag.%2$I p CROSS JOIN unnest(p.chunk_keys) AS k(key)
+                JOIN gone g ON g.anchor = p.anchor AND g.key = k.key
+            ), hit AS (
+                DELETE FROM hybrid_rag.%2$I p USING posted b
+                WHERE p.anchor = b.anchor AND p.term = b.term AND p.chunk_keys[1] = b.first
+                RETURNING p.anchor, p.term, p.max_impact, p.chunk_keys, p.tfs, p.lengths
+            )
+            INSERT INTO hybrid_rag.%2$I (anchor, term, max_impact, chunk_keys, tfs, lengths, trimmed)
+            SELECT h.anchor, h.term, max(h.max_impact), array_agg(u.key ORDER BY u.i), array_agg(u.tf ORDER BY u.i),
+                   array_agg(u.length ORDER BY u.i), true
+            FROM hit h CROSS JOIN unnest(h.chunk_keys, h.tfs, h.lengths) WITH ORDINALITY AS u(key, tf, length, i)
+            WHERE NOT EXISTS (SELECT FROM gone g WHERE g.key = u.key)
+            GROUP BY h.anchor, h.term, h.chunk_keys[1]
+        $sql$, name || '__tombstones', name || '__postings', name);
+        EXECUTE format('DROP TABLE hybrid_rag.%I', name || '__tombstones');
     END LOOP;
 END
 $migration$
@@ -200,6 +243,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("m007_reembed", m007_reembed),
     ("m008_distributed", m008_distributed),
     ("m009_anchors", m009_anchors),
+    ("m010_no_tombstones", m010_no_tombstones),
 )
 
 

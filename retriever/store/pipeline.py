@@ -97,15 +97,13 @@ def ingest_documents(
     progress: bool = False,
     total: int | None = None,
     on_skip: OnSkip | None = None,
-    compact: bool = True,
 ) -> IngestReport:
     """Chunk, embed and write documents; unchanged ones (same hash) cost neither model nor writes.
 
     A document that cannot be stored (see `ingest.document_problem`) or that the database
     refuses (a data exception, a limit) is skipped: reported in `IngestReport.skipped` and
     to `on_skip`, never failing the documents beside it. `progress` shows documents done
-    against `total` (when known; see `Progress`). `compact=False` leaves posting blocks full
-    of replaced chunks' postings to `maintain`.
+    against `total` (when known; see `Progress`).
     """
     report = IngestReport()
     started = time.perf_counter()
@@ -117,7 +115,7 @@ def ingest_documents(
 
     shown = Progress(collection.name, total) if progress else None
     kinds: dict[str, str] = {}  # document id -> "new" or "replaced", for documents that are written
-    with connect() as reader, BatchWriter(connect, collection, compact=compact) as writer:
+    with connect() as reader, BatchWriter(connect, collection) as writer:
         try:
             for batch in _batches(documents, chunking, batch_chunks, skip):
                 stored = existing_hashes(reader, collection, [d.document_id for d in batch])

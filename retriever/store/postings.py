@@ -3,9 +3,10 @@
 `docs__postings` holds blocks of (chunk key, tf, chunk length), each ordered by BM25 impact
 (`bm25.term_weight`) and indexed by its best impact: the text leg reads a term's best blocks
 first and can stop early. A block's chunks share its anchor (on Citus their shard:
-`retriever.store.citus`). `docs__terms` keeps document frequencies. Postings are append-only:
-a deleted chunk's stay behind (its df decremented at once, its key a tombstone searches
-skip) until the blocks are rebuilt beside the live ones and swapped in.
+`retriever.store.citus`). `docs__terms` keeps document frequencies. New postings are
+appended, merged with their terms' partial blocks; a deleted chunk's leave their blocks at once
+(`retriever.store.writer`), which keep their order and bound. A rebuild cuts every block anew
+beside the live ones and swaps them in.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from retriever.store.plans import Execute
 from retriever.store.tables import SCHEMA, WRITE_LOCK, Collection, statements
 
 __all__ = [
+    "MERGED_BELOW",
     "POSTINGS_BLOCK",
-    "REBUILD_TOMBSTONES",
     "add_postings",
     "append_op",
     "begin_bulk",
@@ -33,12 +34,17 @@ __all__ = [
     "rebuild_postings",
     "refresh_postings",
     "skip_array_statistics",
-    "stale_share",
     "swap_postings",
 ]
 
 POSTINGS_BLOCK = 100  # postings per block: a block row stays under 2 kB, inline and uncompressed
-REBUILD_TOMBSTONES = 0.1  # rebuild once deleted chunks are this share of the chunks in the blocks
+# A block deletes took postings from (`trimmed`) is merged with its term's next new postings only
+# once under this many: merging every block a delete left a few postings short would sort and
+# rewrite all a document touched (`maintain` cuts trimmed blocks anew once there are many).
+MERGED_BELOW = POSTINGS_BLOCK // 2
+# The blocks an append merges with the new postings of their anchor and term: the partial block
+# each cut leaves, and a trimmed one under MERGED_BELOW
+_MERGEABLE = "cardinality(chunk_keys) < {block} AND (NOT trimmed OR cardinality(chunk_keys) < {merged_below})"
 
 _CREATE = """
 CREATE TABLE {terms} (
@@ -52,14 +58,15 @@ CREATE TABLE {postings} (
     max_impact  real NOT NULL,              -- the block's best BM25 term weight (without idf)
     chunk_keys  bigint[] NOT NULL,          -- ≤ POSTINGS_BLOCK postings, best impact first
     tfs         integer[] NOT NULL,
-    lengths     integer[] NOT NULL          -- chunk lengths in lexemes
+    lengths     integer[] NOT NULL,         -- chunk lengths in lexemes
+    trimmed     boolean NOT NULL DEFAULT false  -- deletes took postings from it (`retriever.store.writer`)
 )
 """
 
 # (with the anchor: on Citus, a shard lists its own terms from the index alone)
 _INDEX = """
 CREATE INDEX {order_index} ON {postings} (term, max_impact DESC) INCLUDE (anchor);
-CREATE INDEX {tails_index} ON {postings} (term) WHERE cardinality(chunk_keys) < {block}
+CREATE INDEX {tails_index} ON {postings} (term) WHERE {mergeable}
 """
 
 # No query's plan depends on the block arrays' contents, and sampling them is most of ANALYZE's time.
@@ -69,8 +76,8 @@ _NO_ARRAY_STATISTICS = (
 )
 
 # The postings of some chunks (`{selection}`), cut into blocks per anchor and term: up to
-# POSTINGS_BLOCK postings in impact order (the term weight at the current average length); the
-# partial blocks are merged with the new postings, so each keeps at most one. One sort orders
+# POSTINGS_BLOCK postings in impact order (the term weight at the current average length); its
+# terms' mergeable blocks (`_MERGEABLE`) are merged with the new postings. One sort orders
 # every term's postings by impact; the blocks are slices of that order. Also adds document
 # frequencies; returns Σ lengths of the selected chunks.
 _APPEND = """
@@ -92,7 +99,7 @@ WITH fresh AS (
 ), tails AS (
     DELETE FROM {postings} p
     USING (SELECT DISTINCT anchor, term FROM fresh) f
-    WHERE %(merge)s AND p.anchor = f.anchor AND p.term = f.term AND cardinality(p.chunk_keys) < {block}
+    WHERE %(merge)s AND p.anchor = f.anchor AND p.term = f.term AND {mergeable}
     RETURNING p.anchor, p.term, p.chunk_keys, p.tfs, p.lengths
 ), merged AS (
     SELECT anchor, term, key, tf, length, true AS fresh FROM fresh
@@ -129,14 +136,8 @@ SET chunk_count = (SELECT count(*) FROM {chunks}), total_length = %(length)s
 WHERE name = %(collection)s
 """
 
-_STALE_SHARE = """
-SELECT t.n::float8 / nullif(t.n + c.chunk_count, 0)
-FROM (SELECT count(*) AS n FROM {tombstones}) t, hybrid_rag.collections c
-WHERE c.name = %(collection)s
-"""
-
 _REBUILT = "__next"  # suffix of the terms and blocks a rebuild fills beside the live ones
-_TABLES = ("terms", "postings")  # the order searches lock them in (then the tombstones)
+_TABLES = ("terms", "postings")  # the order searches lock them in
 
 # The swap gives way (then tries again) rather than queue searches behind a long reader.
 _SWAP_WAIT = "1s"
@@ -179,6 +180,10 @@ def create_postings(cur: psycopg.Cursor, collection: Collection, *, suffix: str 
         _index(cur, collection, suffix=suffix)
 
 
+def _mergeable() -> sql.Composed:
+    return sql.SQL(_MERGEABLE).format(block=sql.Literal(POSTINGS_BLOCK), merged_below=sql.Literal(MERGED_BELOW))
+
+
 def _index(cur: psycopg.Cursor, collection: Collection, *, suffix: str = "") -> None:
     names = _names(collection, suffix)
     for statement in statements(_INDEX):
@@ -187,7 +192,7 @@ def _index(cur: psycopg.Cursor, collection: Collection, *, suffix: str = "") -> 
                 postings=sql.Identifier(SCHEMA, names["postings"]),
                 order_index=sql.Identifier(names["order_index"]),
                 tails_index=sql.Identifier(names["tails_index"]),
-                block=sql.Literal(POSTINGS_BLOCK),
+                mergeable=_mergeable(),
             )
         )
 
@@ -203,6 +208,7 @@ def append_op(
         terms=collection.table(f"terms{suffix}"),
         selection=selection,
         block=sql.Literal(POSTINGS_BLOCK),
+        mergeable=_mergeable(),
         impact=term_weight_sql("m.tf", "m.length", "s.avgdl"),
     )
     return Execute(statement, {"collection": collection.name, "merge": merge, **values})
@@ -216,15 +222,14 @@ def add_postings(cur: psycopg.Cursor, collection: Collection, selection: sql.Com
 
 
 def swap_postings(cur: psycopg.Cursor, collection: Collection, suffix: str) -> None:
-    """Put the terms and blocks built under `suffix` in place of the live ones, and clear the tombstones.
+    """Put the terms and blocks built under `suffix` in place of the live ones.
 
     Searches are locked out from here until the caller's transaction ends. Raises
     `DatabaseUnavailable` when other transactions kept the tables for all the attempts.
     """
     live, built = _names(collection), _names(collection, suffix)
     tables = [collection.table(kind) for kind in _TABLES]
-    locked = sql.SQL(", ").join([*tables, collection.table("tombstones")])  # in the searches' order
-    lock = sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(locked)
+    lock = sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.SQL(", ").join(tables))  # searches' order
     renames = [sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(", ").join(tables))]
     renames += [
         sql.SQL("ALTER {} {} RENAME TO {}").format(
@@ -232,7 +237,6 @@ def swap_postings(cur: psycopg.Cursor, collection: Collection, suffix: str) -> N
         )
         for kind, new in live.items()
     ]
-    renames.append(sql.SQL("TRUNCATE {}").format(collection.table("tombstones")))
     for attempt in range(1, _SWAP_ATTEMPTS + 1):
         try:
             with cur.connection.transaction():
@@ -248,13 +252,6 @@ def swap_postings(cur: psycopg.Cursor, collection: Collection, suffix: str) -> N
                     f"transactions kept reading them for {_SWAP_ATTEMPTS} attempts; run `hybrid-rag maintain` later"
                 ) from None
             time.sleep(1.0)  # let the searches queued behind the attempt run
-
-
-def stale_share(conn: psycopg.Connection, collection: Collection) -> float:
-    """The share of the chunks in the posting blocks that are deleted (tombstones), 0 when empty."""
-    statement = sql.SQL(_STALE_SHARE).format(tombstones=collection.table("tombstones"))
-    row = conn.execute(statement, {"collection": collection.name}).fetchone()
-    return float(row[0] or 0) if row else 0.0
 
 
 def begin_bulk(conn: psycopg.Connection, collection: Collection) -> bool:
@@ -288,7 +285,7 @@ def bulk_pending(conn: psycopg.Connection, collection: Collection) -> bool:
 def rebuild_postings(cur: psycopg.Cursor, collection: Collection) -> None:
     """Rebuild every posting block, document frequency and BM25 statistic from the chunks' `tsv`.
 
-    The new blocks come out in impact order (per anchor), without tombstones, built beside the
+    The new blocks come out in impact order (per anchor), none trimmed, built beside the
     live ones, which searches go on reading; only the final swap locks searches out, until the
     caller's transaction commits. Writers of the collection wait on its write lock throughout.
     """
@@ -309,17 +306,13 @@ def _analyze(cur: psycopg.Cursor, collection: Collection, suffix: str = "") -> N
         cur.execute(sql.SQL("ANALYZE {}").format(collection.table(kind + suffix)))
 
 
-def refresh_postings(conn: psycopg.Connection, collection: Collection, *, only_if_stale: bool = False) -> bool:
+def refresh_postings(conn: psycopg.Connection, collection: Collection) -> None:
     """Rebuild the posting blocks in their own transaction, with the memory for one sort of them all.
 
-    Finishes a bulk load (and one that crashed: the next ingest runs it again), and drops
-    deleted chunks' postings once they pile up: `only_if_stale` rechecks `stale_share`
-    once the write lock is held, in case another writer just did. Returns whether it rebuilt.
+    Finishes a bulk load (and one that crashed: the next ingest runs it again), and cuts the
+    blocks deletes trimmed anew (`retriever.store.maintenance`).
     """
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute(WRITE_LOCK, {"collection": collection.name})
-        if only_if_stale and stale_share(conn, collection) <= REBUILD_TOMBSTONES:
-            return False
         cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
         cur.execute("SET LOCAL work_mem = '1GB'")  # one sort of every posting
         cur.execute("SET LOCAL statement_timeout = 0")  # minutes at a million chunks, whoever asked
@@ -327,4 +320,3 @@ def refresh_postings(conn: psycopg.Connection, collection: Collection, *, only_i
     if collection.distributed:
         with conn.cursor() as cur:
             _analyze(cur, collection)
-    return True

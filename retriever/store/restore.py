@@ -24,7 +24,7 @@ from retriever.store.archive import (
     FORMAT,
     TABLES,
     TOPICS_COLUMNS,
-    VERSION,
+    VERSIONS_READ,
     BackupReport,
     archived_columns,
     archived_table,
@@ -55,11 +55,12 @@ def _read_manifest(archive: zipfile.ZipFile, source: str) -> dict[str, Any]:
         raise InputError(f"{source!r} is not a hybrid-rag backup (no readable manifest.json)") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise InputError(f"{source!r} is not a hybrid-rag backup")
-    if manifest.get("version") != VERSION:
-        raise InputError(f"{source!r} is a version {manifest.get('version')!r} backup; this release reads {VERSION}")
+    if manifest.get("version") not in VERSIONS_READ:
+        readable = " and ".join(map(str, VERSIONS_READ))
+        raise InputError(f"{source!r} is a version {manifest.get('version')!r} backup; this release reads {readable}")
+    tables = manifest.get("tables")
     for table, columns in TABLES.items():
-        described = manifest.get("tables")
-        described = described.get(table) if isinstance(described, dict) else None
+        described = tables.get(table) if isinstance(tables, dict) else None
         if not isinstance(described, dict) or described.get("columns") != list(columns):
             raise InputError(f"{source!r} is damaged: its {table!r} table is missing or has other columns")
         if f"{table}.tsv" not in archive.namelist():
@@ -75,11 +76,12 @@ def _read_manifest(archive: zipfile.ZipFile, source: str) -> dict[str, Any]:
             "chunk_count": int(recorded["chunk_count"]),
             "total_length": int(recorded["total_length"]),
             "created_at": datetime.fromisoformat(recorded["created_at"]),
-            "sharded": bool(recorded.get("sharded", False)),  # backups made before anchors were not
+            # blocks cut per shard (backups made before anchors were not), or holding deleted chunks' (version 1)
+            "recut": bool(recorded.get("sharded", False)) or bool(tables.get("tombstones", {}).get("rows")),
             # backups made before collections chose their index have the one every collection had then
             "vector_index": VectorIndex(**recorded.get("vector_index", {})).validate(int(recorded["dimensions"])),
         }
-    except (KeyError, TypeError, ValueError):
+    except (AttributeError, KeyError, TypeError, ValueError):
         raise InputError(f"{source!r} is damaged: its manifest does not describe a collection") from None
     return manifest
 
@@ -116,7 +118,7 @@ def restore_collection(conn: psycopg.Connection, path: str | Path, name: str | N
                 accent_insensitive=recorded["accent_insensitive"],
                 index=recorded["vector_index"],
             )
-            rows = _tables_in(conn, collection, archive, recut=recorded["sharded"])
+            rows = _tables_in(conn, collection, archive, recut=recorded["recut"])
             if "topics.tsv" in archive.namelist():
                 rows["topics"] = _topics_in(conn, collection, archive)
             _restore_statistics(conn, collection, recorded)
@@ -140,8 +142,8 @@ def _tables_in(
 
     A sharded collection's chunks and documents go to their documents' shards. Its posting
     blocks are cut anew from its chunks, as are those of any collection restored from a
-    sharded one (`recut`): the archive's blocks, cut per shard of another layout, and its
-    tombstones are not read.
+    sharded one or from an archive that holds deleted chunks' postings (`recut`): then the
+    archive's blocks are not read.
     """
     if not (collection.sharded or recut):
         return {table: _copy_in(conn, collection, table, archive) for table in TABLES}
@@ -150,7 +152,7 @@ def _tables_in(
     with conn.cursor() as cur:
         lock_for_writing(cur, collection)
         add_postings(cur, collection, sql.SQL("true"), merge=False)
-        for table in ("postings", "terms", "tombstones"):
+        for table in ("postings", "terms"):
             counted = cur.execute(sql.SQL("SELECT count(*) FROM {}").format(archived_table(collection, table)))
             rows[table] = counted.fetchone()[0]  # type: ignore[index]
     return rows

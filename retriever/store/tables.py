@@ -6,7 +6,6 @@ A collection `docs` owns, in schema `hybrid_rag`:
 - `docs__documents`  one row per source document: its hash, for idempotent re-ingest
 - `docs__postings`   BM25 posting blocks (see `retriever.store.postings`)
 - `docs__terms`      term → document frequency
-- `docs__tombstones` deleted chunks whose postings are still in the blocks
 
 Collection names cannot contain `__`, so no side table of one collection is named like
 another collection or its side tables.
@@ -37,7 +36,7 @@ __all__ = [
 ]
 
 SCHEMA = "hybrid_rag"
-SIDE_TABLES = ("documents", "postings", "terms", "tombstones")
+SIDE_TABLES = ("documents", "postings", "terms")
 TABLE_SUFFIXES = ("", *SIDE_TABLES)  # every table of a collection: the chunks, then its side tables
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
@@ -129,7 +128,7 @@ class Collection:
         return f"{self.language}, accent-insensitive" if self.accent_insensitive else self.language
 
     def table(self, suffix: str = "") -> sql.Identifier:
-        """`hybrid_rag.<name>` or one of its side tables (`documents`, `postings`, `terms`, `tombstones`)."""
+        """`hybrid_rag.<name>` or one of its side tables (`documents`, `postings`, `terms`)."""
         return table_of(self.name, suffix)
 
     def index(self, suffix: str) -> sql.Identifier:

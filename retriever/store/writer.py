@@ -1,7 +1,7 @@
 """The bulk writer: a batch of documents' chunks in ONE transaction (old versions out, new in).
 
 Each batch: lock the collection's write path, delete the documents' previous chunks
-(document frequencies decremented; their postings become tombstones), COPY the new
+(document frequencies decremented, their postings taken out of their blocks), COPY the new
 chunks in binary, derive their posting blocks from the generated `tsv`, bump document
 frequencies and the collection's BM25 statistics, upsert the documents' hashes. A crash
 anywhere rolls the whole batch back, so a document is never half-written. Each write is a
@@ -58,20 +58,40 @@ class PreparedDocument:
     chunks: list[Chunk]
 
 
+# The documents' chunks out, their terms' document frequencies down, and their postings out of
+# their blocks: each block of a gone chunk's term on its shard that holds it goes, and comes back
+# without the gone postings, in the same order under the same bound, marked trimmed
+# (`postings.MERGED_BELOW`); one left empty stays out. Finding them reads every block of those
+# terms, each tested against the batch's chunks that hold its term (few: see `_DELETE_BATCH`).
 _DELETE = """
 WITH gone AS (
     DELETE FROM {chunks} WHERE {named} RETURNING anchor, key, tsv
 ), gone_terms AS (
-    SELECT u.lexeme AS term, cardinality(u.positions) AS tf FROM gone g CROSS JOIN unnest(g.tsv) AS u
+    SELECT g.anchor, g.key, u.lexeme AS term, cardinality(u.positions) AS tf FROM gone g CROSS JOIN unnest(g.tsv) AS u
 ), df AS (
     UPDATE {terms} t SET df = t.df - g.n
     FROM (SELECT term, count(*) AS n FROM gone_terms GROUP BY term) g
     WHERE t.term = g.term
-), buried AS (
-    INSERT INTO {tombstones} (anchor, key) SELECT anchor, key FROM gone
+), hit AS (
+    DELETE FROM {postings} p
+    USING (SELECT anchor, term, array_agg(key) AS keys FROM gone_terms GROUP BY anchor, term) g
+    WHERE p.anchor = ANY(%(anchors)s) AND p.anchor = g.anchor AND p.term = g.term AND p.chunk_keys && g.keys
+    RETURNING p.anchor, p.term, p.max_impact, p.chunk_keys, p.tfs, p.lengths, g.keys AS gone_keys
+), kept AS (
+    INSERT INTO {postings} (anchor, term, max_impact, chunk_keys, tfs, lengths, trimmed)
+    SELECT h.anchor, h.term, h.max_impact, k.keys, k.tfs, k.lengths, true
+    FROM hit h CROSS JOIN LATERAL (
+        SELECT array_agg(u.key ORDER BY u.i) AS keys, array_agg(u.tf ORDER BY u.i) AS tfs,
+               array_agg(u.length ORDER BY u.i) AS lengths
+        FROM unnest(h.chunk_keys, h.tfs, h.lengths) WITH ORDINALITY AS u(key, tf, length, i)
+        WHERE u.key <> ALL (h.gone_keys)
+    ) k
+    WHERE k.keys IS NOT NULL
 )
 SELECT (SELECT count(*) FROM gone), (SELECT coalesce(sum(tf), 0) FROM gone_terms)
 """
+# Documents per delete statement: a block is tested against the batch's gone chunks that hold its term
+_DELETE_BATCH = 256
 
 _COPY = (
     "COPY {chunks} (anchor, id, document_id, chunk_index, content, metadata, content_hash, embedding) "
@@ -127,7 +147,7 @@ def _format(statement: str, collection: Collection) -> sql.Composed:
         chunks=collection.table(),
         documents=collection.table("documents"),
         terms=collection.table("terms"),
-        tombstones=collection.table("tombstones"),
+        postings=collection.table("postings"),
     )
 
 
@@ -173,9 +193,13 @@ async def aexisting_hashes(
 
 
 def _remove(collection: Collection, document_ids: list[str]) -> Plan[tuple[int, int]]:
-    """Delete the documents' chunks (tombstones, document frequencies); returns (chunks, Σ lengths) removed."""
-    ((chunks, length),) = yield Execute(_format(_DELETE, collection), named(collection.anchors, document_ids))
-    return int(chunks), int(length)
+    """Delete the documents' chunks with their postings; returns (chunks, Σ lengths) removed."""
+    chunks = length = 0
+    for start in range(0, len(document_ids), _DELETE_BATCH):
+        batch = document_ids[start : start + _DELETE_BATCH]
+        ((gone, gone_length),) = yield Execute(_format(_DELETE, collection), named(collection.anchors, batch))
+        chunks, length = chunks + int(gone), length + int(gone_length)
+    return chunks, length
 
 
 def write_plan(

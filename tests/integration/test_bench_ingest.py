@@ -24,6 +24,9 @@ def test_bench_ingest_prints_rows_per_second_for_both_stores(settings, fake_embe
     assert report["rows"] == 13
     assert report["same_final_state"] is True
     assert report["final_state"]["ours"]["postings"] > 0
+    replace = report["replace"]  # every tenth document written again into both, the stores still the same
+    assert replace["documents"] == 2 and replace["chunks"] >= 2
+    assert replace["ours_s"] > 0 and replace["pgvectorstore_s"] > 0 and replace["ratio"] > 0
 
 
 def test_bench_ingest_bounds_the_ratio_by_the_work_the_final_state_needs(settings, fake_embeddings):

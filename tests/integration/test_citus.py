@@ -5,16 +5,16 @@ plain PostgreSQL 15 with the same pgvector build, `tests/postgres15.py`) get the
 abstracts in the same order. Specification:
 
 - a collection on a coordinator is distributed: its chunks hash-sharded by anchor (one per
-  shard; a document's chunks share the one its id picks), its documents, tombstones and
-  posting blocks colocated with them, each shard's blocks holding its own chunks and the
+  shard; a document's chunks share the one its id picks), its documents and posting blocks
+  colocated with them, each shard's blocks holding its own chunks and the
   BM25 leg reading them there; the document frequencies a reference table; the registry and
   topics on the coordinator (`retriever.store.citus`); a collection created before Citus was
   installed stays on the coordinator and keeps working beside sharded ones;
 - exact searches (exact BM25, and every index scan off so vectors are ranked exactly) return
   the same rows, id for id, score for score (1e-9) and rank for rank, over 60 queries in each
   mode, with and without filters; bounded BM25 and HNSW stay within the single node's tolerances;
-- a replaced or deleted document leaves no chunk or document row on any worker's shard, its
-  postings are tombstoned at once and gone after `maintain`;
+- a replaced or deleted document leaves no chunk, document row or posting on any worker's
+  shard, at once;
 - a bulk load, `maintain`, `like=`, collapse, filters, topics, a re-embed, the HTTP API, the
   LangChain retriever and vector store work there; a backup restores onto the cluster and off
   it with the same collection state and exact results;
@@ -44,6 +44,7 @@ from click.testing import CliRunner
 from conftest import HashEmbeddings, collection_state_of
 from litestar.testing import TestClient
 from psycopg import sql
+from tombstones import delete_as_before_m010
 
 import retriever.query
 import retriever.store.postings
@@ -58,6 +59,7 @@ from retriever.query import REGISTRY, build_search
 from retriever.search_settings import session_settings
 from retriever.settings import Settings, get_settings
 from retriever.store.citus import anchor_of
+from retriever.store.migrations import migrate
 from retriever.store.plans import Copy
 from retriever.store.tables import Collection
 
@@ -166,7 +168,7 @@ def test_citus_collections_are_sharded_by_document_anchor_with_blocks_beside_chu
                           partkey), '') FROM pg_dist_partition WHERE logicalrelid::text LIKE 'hybrid_rag.%'"""
             ).fetchall()
         )
-        sharded = [name, *(f"{name}__{side}" for side in ("documents", "postings", "tombstones"))]
+        sharded = [name, *(f"{name}__{side}" for side in ("documents", "postings"))]
         colocated = conn.execute(
             "SELECT count(DISTINCT colocationid) FROM pg_dist_partition WHERE logicalrelid = ANY(%s::regclass[])",
             (sharded,),
@@ -211,20 +213,12 @@ def test_citus_each_shard_holds_the_posting_blocks_of_its_own_chunks_and_the_bm2
     params = SearchParams(mode="text")
     with open_primary(pair.cluster) as conn, conn.transaction():
         collection = Engine(pair.cluster).collection(pair.name)
-        shard_of = dict(  # shard id → its place in the colocation group
-            conn.execute(
-                "SELECT shardid, shardminvalue FROM pg_dist_shard WHERE logicalrelid = ANY(%s::regclass[])",
-                ([f"hybrid_rag.{pair.name}__postings", f"hybrid_rag.{pair.name}__tombstones"],),
-            ).fetchall()
-        )
         conn.execute("SET LOCAL citus.explain_all_tasks = on")
         statement, values = build_search(collection, params, query="cancer cells in mice", embedding=None)
         plan = "\n".join(row[0] for row in conn.execute(sql.SQL("EXPLAIN ") + statement, values).fetchall())
     tasks = [task for task in plan.split("->  Task") if f"{pair.name}__postings_" in task]
-    for task in tasks:  # the read, the tombstones' anti-join, the grouping and the ranking, together on one shard
-        (blocks,) = set(re.findall(rf"{pair.name}__postings_(\d+)", task))
-        (deleted,) = set(re.findall(rf"{pair.name}__tombstones_(\d+)", task))
-        assert shard_of[int(blocks)] == shard_of[int(deleted)], task
+    for task in tasks:  # the read of one shard's blocks, the grouping and the ranking, together on that shard
+        assert len(set(re.findall(rf"{pair.name}__postings_(\d+)", task))) == 1, task
         assert "Aggregate" in task and "WindowAgg" in task and "Limit" in task, task
     assert len(tasks) == len(beside)  # every shard's blocks, in a task of their own
 
@@ -339,13 +333,6 @@ def test_citus_a_bulk_load_and_maintain_build_what_they_build_on_one_node(citus,
             assert stats.chunks == engine.collection(name).chunk_count > 0
             assert stats.tables[name]["heap_bytes"] > 0 and stats.total_bytes() > stats.tables[name]["heap_bytes"]
         assert collection_state_of(citus.settings, name) == collection_state_of(postgres15_settings, name)
-        with open_primary(citus.settings) as conn:
-            assert (
-                conn.execute(
-                    sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("hybrid_rag", f"{name}__tombstones"))
-                ).fetchone()[0]
-                == 0
-            )
     finally:
         for settings in (citus.settings, postgres15_settings):
             _drop(settings, name)
@@ -390,14 +377,37 @@ def test_citus_replace_and_delete_leave_nothing_of_the_old_version_on_any_worker
         assert len(kept) == 1 and kept[0].endswith(changed["text"])  # the title, then the new text
         documents = _on_workers(citus, name, "SELECT document_id FROM {table}", table="__documents")
         assert deleted not in {document for (document,) in documents} and len(documents) == 29
-        posted = "SELECT DISTINCT unnest(chunk_keys) FROM {table}"
-        tombstones = {key for (key,) in _on_workers(citus, name, "SELECT key FROM {table}", table="__tombstones")}
-        live_posted = {key for (key,) in _on_workers(citus, name, posted, table="__postings")} - tombstones
-        assert not old_keys & live_posted  # on every worker's replica: tombstoned at once
-        engine.maintain([name], reindex=True)  # rebuilds the blocks whatever their share of tombstones, and the indexes
-        assert not old_keys & {key for (key,) in _on_workers(citus, name, posted, table="__postings")}
+        posted = _on_workers(citus, name, "SELECT term, unnest(chunk_keys) FROM {table}", table="__postings")
+        live = _on_workers(citus, name, "SELECT u.lexeme, c.key FROM {table} c, unnest(c.tsv) AS u")
+        assert not old_keys & {key for _, key in posted}
+        assert sorted(posted) == sorted(live)  # each live chunk posted under each of its terms once, nothing else
     finally:
         _drop(citus.settings, name)
+
+
+def test_citus_migration_m010_takes_the_tombstoned_postings_out_of_the_shards_blocks(citus, model, records):
+    older, today = (f"t_citus_m010_{uuid.uuid4().hex[:8]}", f"t_citus_today_{uuid.uuid4().hex[:8]}")
+    gone = [record["id"] for record in records[2:30:5]]
+    try:
+        for name in (older, today):
+            Engine(citus.settings, model=model).ingest_records(name, records[:40], "scifact")
+        Engine(citus.settings, model=model).delete_documents(today, gone)
+        with open_primary(citus.settings) as conn:
+            delete_as_before_m010(conn, older, gone, citus=True)
+        assert collection_state_of(citus.settings, older) != collection_state_of(citus.settings, today)
+
+        with open_primary(citus.settings) as conn:
+            assert migrate(conn) == ["m010_no_tombstones"]
+            left = conn.execute("SELECT to_regclass(%s)", (f"hybrid_rag.{older}__tombstones",)).fetchone()[0]
+
+        assert left is None
+        assert collection_state_of(citus.settings, older) == collection_state_of(citus.settings, today)
+        live = _on_workers(citus, older, "SELECT u.lexeme, c.key FROM {table} c, unnest(c.tsv) AS u")
+        posted = _on_workers(citus, older, "SELECT term, unnest(chunk_keys) FROM {table}", table="__postings")
+        assert sorted(live) == sorted(posted)  # read on the workers: every shard's blocks hold its live chunks only
+    finally:
+        for name in (older, today):
+            _drop(citus.settings, name)
 
 
 def test_citus_a_backup_restores_on_the_cluster_and_on_one_node_alike(
@@ -407,7 +417,7 @@ def test_citus_a_backup_restores_on_the_cluster_and_on_one_node_alike(
     cluster, single = Engine(citus.settings, model=model), Engine(postgres15_settings, model=model)
     try:
         cluster.ingest_records(name, records[:40], "scifact")
-        cluster.delete_document(name, records[5]["id"])  # a tombstone in the archive
+        cluster.delete_document(name, records[5]["id"])  # blocks it left part-empty in the archive
         single.ingest_records(name, records[:40], "scifact")
         single.delete_document(name, records[5]["id"])
         cluster.backup(name, tmp_path / "cluster.zip")
@@ -426,7 +436,7 @@ def test_citus_a_backup_restores_on_the_cluster_and_on_one_node_alike(
         with open_primary(postgres15_settings) as conn:
             partial = conn.execute(partial_blocks, (retriever.store.postings.POSTINGS_BLOCK,)).fetchone()[0]
         assert partial == 1  # its blocks cut anew, as one node cuts them
-        assert report.rows["tombstones"] == 0 and report.rows["chunks"] == len(original["chunks"])
+        assert report.rows["chunks"] == len(original["chunks"])
         for restored in (copy, name):
             collection = cluster.collection(restored)
             with open_primary(citus.settings) as conn:
@@ -489,7 +499,7 @@ def _whole(state: dict[str, list[tuple]]) -> None:
     """Every stored document has all its chunks, and the BM25 statistics count exactly the live chunks."""
     chunks_of = Counter(document for _, document, _, _ in state["chunks"])
     assert chunks_of == {document: count for document, _, count in state["documents"]}
-    assert Counter(term for term, *_ in state["live postings"]) == dict(state["document frequencies"])
+    assert Counter(term for term, *_ in state["postings"]) == dict(state["document frequencies"])
     assert state["statistics"][0][0] == len(state["chunks"])
 
 

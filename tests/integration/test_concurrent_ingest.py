@@ -3,7 +3,7 @@
 Specification: two ingests of overlapping documents into one collection, started at the
 same moment (as two CLI runs, CLI + HTTP, or two HTTP requests would be), both finish
 without an error, and afterwards the collection holds exactly what one ingest of the
-union would: the same documents and hashes, chunks, live postings, document frequencies
+union would: the same documents and hashes, chunks, postings, document frequencies
 and BM25 statistics. That holds for a collection that already has documents (writes
 replace under the collection's lock) and for a first load (both writers bulk-load; a
 batch that meets the other writer's document is written again, replacing it).

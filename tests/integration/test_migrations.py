@@ -8,11 +8,14 @@ lays out an older collection's posting blocks exactly as a full rebuild does tod
 registry records each collection's language; m004 gives an older collection the one its
 text search configuration names, accents kept. m009 gives every collection's tables an
 anchor ('' off Citus), and an older collection takes writes, deletes and searches after it.
+m010 takes the postings of chunks an older version deleted (tombstones) out of their
+blocks and drops the tombstones: the collection is then as if the new version had deleted them.
 """
 
 from __future__ import annotations
 
 from psycopg import sql
+from tombstones import delete_as_before_m010
 
 from ingest import ChunkingConfig, SourceDocument
 from retriever import Engine
@@ -23,7 +26,9 @@ from retriever.store.migrations import migrate
 from retriever.store.postings import refresh_postings
 
 ARRAYS = {"chunk_keys", "tfs", "lengths"}
-ANCHORED = ("", "__documents", "__tombstones", "__postings")  # a collection's tables with an anchor
+ANCHORED = ("", "__documents", "__tombstones", "__postings")  # a collection's tables with an anchor (before m010)
+# An older collection's table of deleted chunks whose postings stayed in the blocks (m002 … m009)
+_TOMBSTONES = "CREATE TABLE {} (anchor text NOT NULL DEFAULT '', key bigint PRIMARY KEY)"
 
 
 def _sampled_columns(conn, table: str) -> set[str]:
@@ -99,9 +104,9 @@ def test_migration_m002_rebuilds_the_posting_blocks_of_an_older_collection(setti
     with open_primary(settings) as conn:
         refresh_postings(conn, get_collection(conn, collection_name))  # the blocks as a full rebuild lays them out
         rebuilt = _posting_state(conn, collection_name)
-        for suffix in ("postings", "terms", "tombstones"):  # as a collection made before the blocks was
+        for suffix in ("postings", "terms"):  # as a collection made before the blocks was
             conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier("hybrid_rag", f"{collection_name}__{suffix}")))
-        later = ("m002_posting_blocks", "m003_no_array_statistics", "m009_anchors")  # each collection's blocks anew
+        later = ("m002_posting_blocks", "m003_no_array_statistics", "m009_anchors", "m010_no_tombstones")
         conn.execute("DELETE FROM hybrid_rag.migrations WHERE name = ANY(%s)", (list(later),))
 
         assert migrate(conn) == list(later)
@@ -124,6 +129,7 @@ def test_migration_m009_gives_an_older_collection_anchors_and_it_goes_on_working
     engine = Engine(settings, model=fake_model)
     tables = [sql.Identifier("hybrid_rag", collection_name + suffix) for suffix in ANCHORED]
     with open_primary(settings) as conn, conn.transaction():  # as the tables were before m009
+        conn.execute(sql.SQL(_TOMBSTONES).format(tables[2]))
         for table in tables:
             conn.execute(sql.SQL("ALTER TABLE {} DROP COLUMN anchor CASCADE").format(table))
         order = sql.Identifier(f"{collection_name}_postings_order")  # went with the column it included
@@ -140,6 +146,9 @@ def test_migration_m009_gives_an_older_collection_anchors_and_it_goes_on_working
             ([table.as_string(conn) for table in tables],),
         ).fetchall()
     assert sorted(default for _, default in defaults) == ["''::text"] * len(tables)
+    with open_primary(settings) as conn:  # and on to today's tables
+        conn.execute("DELETE FROM hybrid_rag.migrations WHERE name = 'm010_no_tombstones'")
+        assert migrate(conn) == ["m010_no_tombstones"]
 
     changed = SourceDocument(document_id="d3", text="epsilon zeta", title=None, source="t", metadata={})
     engine.ingest(collection_name, [changed], ChunkingConfig())
@@ -147,6 +156,36 @@ def test_migration_m009_gives_an_older_collection_anchors_and_it_goes_on_working
     hits = engine.search(collection_name, "zeta", SearchParams(mode="text")).hits
     assert [hit.document_id for hit in hits] == ["d3"]
     assert len(engine.search(collection_name, "alpha delta", SearchParams(mode="text", k=50)).hits) == 28
+
+
+def test_migration_m010_takes_the_tombstoned_postings_out_of_an_older_collections_blocks(
+    settings, collection_name, names, fake_model, collection_state
+):
+    names.append(today := f"{collection_name}_today")
+    for name in (collection_name, today):
+        _ingest(settings, name, fake_model)
+    gone = ["d3", "d4", "d17"]
+    Engine(settings, model=fake_model).delete_documents(today, gone)
+    with open_primary(settings) as conn:
+        delete_as_before_m010(conn, collection_name, gone)
+    assert collection_state(collection_name) != collection_state(today)  # the deleted chunks' postings
+
+    with open_primary(settings) as conn:
+        assert migrate(conn) == ["m010_no_tombstones"]
+        left = conn.execute("SELECT to_regclass(%s)", (f"hybrid_rag.{collection_name}__tombstones",)).fetchone()[0]
+        trimmed = conn.execute(
+            sql.SQL("SELECT count(*) FILTER (WHERE trimmed) FROM {}").format(
+                sql.Identifier("hybrid_rag", f"{collection_name}__postings")
+            )
+        ).fetchone()[0]
+
+    assert left is None and trimmed > 0  # the blocks it took postings from, marked as a delete marks them
+    assert collection_state(collection_name) == collection_state(today)
+    engine = Engine(settings, model=fake_model)
+    params = SearchParams(mode="text", k=50, exact_text=True)
+    found = {name: engine.search(name, "alpha delta", params).hits for name in (collection_name, today)}
+    assert [(h.id, h.score) for h in found[collection_name]] == [(h.id, h.score) for h in found[today]]
+    assert len(found[today]) == 27
 
 
 def test_migration_m004_records_the_language_of_an_older_collection(settings, collection_name, fake_model):

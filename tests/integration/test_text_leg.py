@@ -3,9 +3,12 @@
 Specification: exact mode equals BM25 computed in Python from the chunks' own lexemes,
 each query term weighted by how often the query holds it (`query_weight`); the bounded leg agrees with it
 on the top 10 even when frequent terms are cut, and equals it where it rescores every
-chunk its bounds leave in doubt, repeated query terms included; deleted
-chunks never come back from their tombstones; `maintain`, and an ingest that leaves
-many tombstones, rebuild the blocks beside the live ones, so searches go on meanwhile.
+chunk its bounds leave in doubt, repeated query terms included; a deleted or replaced
+chunk's postings leave their blocks at once, and the trimmed blocks left behind keep both
+legs' rankings; an append fills its terms' partial blocks, and a trimmed one only once it is
+under half full; `maintain` cuts the blocks anew once many are trimmed, beside the live
+ones, so searches go on meanwhile, and a rebuild that cannot swap them in gives way and
+keeps the live ones.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import retriever.store.postings
 from ingest import ChunkingConfig, SourceDocument
 from retriever import Engine
 from retriever.connections import open_primary
+from retriever.errors import DatabaseUnavailable
 from retriever.query import TEXT_BLOCKS
 from retriever.results import SearchParams
 from retriever.store.bm25 import K1 as BM25_K1
@@ -31,7 +35,7 @@ from retriever.store.bm25 import B as BM25_B
 from retriever.store.bm25 import query_weight
 from retriever.store.collections import get_collection
 from retriever.store.maintenance import collection_stats, maintain_collection
-from retriever.store.postings import POSTINGS_BLOCK, REBUILD_TOMBSTONES, refresh_postings
+from retriever.store.postings import POSTINGS_BLOCK, refresh_postings
 
 # Lexemes `to_tsvector('english')` keeps as they are; drawn Zipf-like, so the head is cut.
 VOCABULARY = [
@@ -185,56 +189,97 @@ def test_incremental_writes_keep_the_leg_exact_where_nothing_is_cut(settings, co
             assert _same_ranking(_ids(settings, collection_name, query, exact=False), scores), query
 
 
-def test_deleted_chunks_never_come_back_and_maintain_rebuilds_the_blocks(settings, loaded, bounded):
+def _posted_keys(conn, name: str) -> list[int]:
+    return [
+        key
+        for (key,) in conn.execute(
+            sql.SQL("SELECT unnest(chunk_keys) FROM {}").format(sql.Identifier("hybrid_rag", f"{name}__postings"))
+        )
+    ]
+
+
+def _blocks(conn, name: str, term: str | None = None) -> list[tuple[int, bool]]:
+    """(postings, trimmed) of each block (of `term`), first key first."""
+    statement = sql.SQL(
+        "SELECT cardinality(chunk_keys), trimmed FROM {} "
+        "WHERE term = %(term)s OR %(term)s IS NULL ORDER BY chunk_keys[1]"
+    )
+    return conn.execute(statement.format(sql.Identifier("hybrid_rag", f"{name}__postings")), {"term": term}).fetchall()
+
+
+def test_deleted_chunks_leave_their_blocks_at_once_and_both_rankings_hold(settings, loaded, collection_state, bounded):
+    with open_primary(settings) as conn:
+        blocks = len(_blocks(conn, loaded))
     gone = {f"d{i}" for i in range(0, DOCUMENTS, 2)}
-    for document_id in gone:
+    for document_id in sorted(gone):
         Engine(settings).delete_document(loaded, document_id)
+
+    state = collection_state(loaded)
+    with open_primary(settings) as conn:
+        assert sorted(_posted_keys(conn, loaded)) == sorted(  # every live chunk's postings, and no other
+            key for (key,) in conn.execute(f'SELECT key FROM hybrid_rag."{loaded}", unnest(tsv)')
+        )
+        assert collection_stats(conn, get_collection(conn, loaded)).trimmed_blocks > blocks / 10
+        for query in QUERIES[:10]:
+            scores = _python_bm25(conn, loaded, query)
+            assert _same_ranking(_ids(settings, loaded, query, exact=True), scores), query
+        overlaps = [
+            len(set(_ids(settings, loaded, q, exact=False)) & set(_ids(settings, loaded, q, exact=True))) / 10
+            for q in QUERIES
+        ]
+        assert sum(overlaps) / len(overlaps) >= 0.97
+        stats = maintain_collection(conn, get_collection(conn, loaded))  # over a tenth trimmed: cut anew
+        assert stats.trimmed_blocks == 0 and len(_blocks(conn, loaded)) < blocks
+    assert collection_state(loaded) == state
     for query in QUERIES[:10]:
-        hits = _hits(settings, loaded, query, SearchParams(k=50, mode="text"))
-        assert hits and not {hit.document_id for hit in hits} & gone
-    with open_primary(settings) as conn:
-        collection = get_collection(conn, loaded)
-        assert collection_stats(conn, collection).tombstones > 0
-        after = maintain_collection(conn, collection)
-        assert after.tombstones == 0 and after.postings > 0
-        for query in QUERIES[:5]:
-            assert _same_ranking(_ids(settings, loaded, query, exact=True), _python_bm25(conn, loaded, query))
+        assert not {hit.document_id for hit in _hits(settings, loaded, query, SearchParams(k=50, mode="text"))} & gone
 
 
-def test_an_ingest_that_replaces_most_chunks_rebuilds_the_blocks(settings, collection_name, fake_model, bounded):
-    Engine(settings, model=fake_model).ingest(collection_name, _corpus(400), ChunkingConfig())
+def test_appends_fill_partial_blocks_and_a_trimmed_block_only_once_under_half_full(
+    settings, collection_name, fake_model, monkeypatch
+):
+    monkeypatch.setattr(retriever.store.postings, "POSTINGS_BLOCK", 4)
+    monkeypatch.setattr(retriever.store.postings, "MERGED_BELOW", 2)
+    engine = Engine(settings, model=fake_model)
+
+    def add(*numbers: int) -> list[tuple[int, bool]]:  # one ingest per document: an append each
+        for n in numbers:
+            engine.ingest(collection_name, [SourceDocument(f"d{n}", "zorba", None, "test", {})], ChunkingConfig())
+        with open_primary(settings) as conn:
+            return _blocks(conn, collection_name, "zorba")
+
+    def delete(*numbers: int) -> None:
+        engine.delete_documents(collection_name, [f"d{n}" for n in numbers])
+
+    assert add(*range(10)) == [(4, False), (4, False), (2, False)]  # one partial block, filled by each append
+    delete(0)
+    assert add(10) == [(3, True), (4, False), (3, False)]  # a block a posting short stays as it is
+    delete(1, 2)
+    assert add(11) == [(4, False), (4, False), (1, False)]  # under half full: merged with the next postings
+
+
+def test_an_ingest_that_replaces_every_document_leaves_only_the_new_postings(
+    settings, collection_name, names, fake_model, collection_state, bounded
+):
+    engine = Engine(settings, model=fake_model)
+    engine.ingest(collection_name, _corpus(400), ChunkingConfig())
     rewritten = _corpus(400, seed=8)  # the same document ids, new texts
-    Engine(settings, model=fake_model).ingest(collection_name, rewritten, ChunkingConfig())
+    engine.ingest(collection_name, rewritten, ChunkingConfig())
+    names.append(fresh := f"{collection_name}_fresh")
+    engine.ingest(fresh, rewritten, ChunkingConfig())
 
+    assert collection_state(collection_name) == collection_state(fresh)  # not a posting of the old texts
     with open_primary(settings) as conn:
-        assert collection_stats(conn, get_collection(conn, collection_name)).tombstones == 0
         for query in QUERIES[:10]:
             scores = _python_bm25(conn, collection_name, query)
             assert _same_ranking(_ids(settings, collection_name, query, exact=False), scores), query
 
 
-def test_an_ingest_that_replaces_a_few_chunks_leaves_their_tombstones(settings, collection_name, fake_model):
-    Engine(settings, model=fake_model).ingest(collection_name, _corpus(400), ChunkingConfig())
-    changed = _corpus(400, seed=8)[:10]
-    assert len(changed) / 400 < REBUILD_TOMBSTONES
-    Engine(settings, model=fake_model).ingest(collection_name, changed, ChunkingConfig())
-
-    with open_primary(settings) as conn:
-        assert collection_stats(conn, get_collection(conn, collection_name)).tombstones > 0
-
-
-def test_an_ingest_told_not_to_compact_leaves_the_tombstones_to_maintain(settings, collection_name, fake_model):
-    Engine(settings, model=fake_model).ingest(collection_name, _corpus(400), ChunkingConfig())
-    rewritten = _corpus(400, seed=8)
-    Engine(settings, model=fake_model).ingest(collection_name, rewritten, ChunkingConfig(), compact=False)
-
-    with open_primary(settings) as conn:
-        assert collection_stats(conn, get_collection(conn, collection_name)).tombstones > 0
-
-
 def test_a_rebuild_waits_for_open_searches_only_to_swap_in_its_blocks(settings, loaded):
     for i in range(0, DOCUMENTS, 4):
         Engine(settings).delete_document(loaded, f"d{i}")
+    with open_primary(settings) as conn:
+        assert collection_stats(conn, get_collection(conn, loaded)).trimmed_blocks > 0
     failures: list[BaseException] = []
 
     def rebuild(conn, collection) -> None:
@@ -264,26 +309,27 @@ def test_a_rebuild_waits_for_open_searches_only_to_swap_in_its_blocks(settings, 
     assert not failures
     assert waiting is not None
     assert waiting[0].lstrip().startswith("LOCK TABLE")  # built, indexed and analyzed before it
-    assert stats.tombstones == 0
+    assert stats.trimmed_blocks == 0  # the blocks cut anew are in place
     for query in QUERIES[:5]:
         assert _ids(settings, loaded, query, exact=False) == _ids(settings, loaded, query, exact=True)
 
 
-def test_a_rebuild_that_cannot_swap_gives_way_and_the_ingest_still_succeeds(
-    settings, collection_name, fake_model, monkeypatch, caplog
+def test_a_rebuild_that_cannot_swap_gives_way_and_the_live_blocks_stay(
+    settings, collection_name, fake_model, collection_state, monkeypatch
 ):
     monkeypatch.setattr(retriever.store.postings, "_SWAP_ATTEMPTS", 2)
     Engine(settings, model=fake_model).ingest(collection_name, _corpus(400), ChunkingConfig())
-    rewritten = _corpus(400, seed=8)
-    with open_primary(settings) as reader, reader.transaction():  # a long reader of the blocks
+    state = collection_state(collection_name)
+    with open_primary(settings) as reader, open_primary(settings) as rebuilder:
         collection = get_collection(reader, collection_name)
-        reader.execute(sql.SQL("SELECT count(*) FROM {}").format(collection.table("postings")))
-        report = Engine(settings, model=fake_model).ingest(collection_name, rewritten, ChunkingConfig())
+        with reader.transaction():  # a long reader of the blocks
+            reader.execute(sql.SQL("SELECT count(*) FROM {}").format(collection.table("postings")))
+            with pytest.raises(DatabaseUnavailable, match="could not be swapped in"):
+                refresh_postings(rebuilder, collection)
+        leftover = reader.execute("SELECT to_regclass(%s)", (f"hybrid_rag.{collection_name}__postings__next",))
 
-    assert report.replaced_documents == 400
-    assert "not rebuilt" in caplog.text
-    with open_primary(settings) as conn:
-        assert collection_stats(conn, get_collection(conn, collection_name)).tombstones > 0  # the old blocks stay
+        assert leftover.fetchone()[0] is None  # the blocks built beside went with their transaction
+        assert collection_state(collection_name) == state
         for query in QUERIES[:5]:
-            scores = _python_bm25(conn, collection_name, query)
+            scores = _python_bm25(reader, collection_name, query)
             assert _same_ranking(_ids(settings, collection_name, query, exact=True), scores), query
