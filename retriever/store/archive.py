@@ -21,20 +21,22 @@ __all__ = [
     "BackupReport",
     "archived_columns",
     "archived_table",
+    "columns_of",
 ]
 
 FORMAT = "hybrid-rag collection backup"
 VERSION = 2
-# Version 1 archives also held `tombstones.tsv`: deleted chunks whose postings were still in the
-# blocks. A restore of one that has any cuts the blocks anew.
+# Version 1 archives wrote the blocks without `trimmed`, and also held `tombstones.tsv`: deleted
+# chunks whose postings were still in the blocks. A restore of one that has any cuts the blocks anew.
 VERSIONS_READ = (1, 2)
+_VERSION_1 = {"postings": ("term", "max_impact", "chunk_keys", "tfs", "lengths")}
 
 # Each table's file in the archive and the columns written, in order (the chunk table's `tsv`
 # is generated, its `key` kept: the posting blocks name chunks by key).
 TABLES: dict[str, tuple[str, ...]] = {
     "chunks": ("id", "key", "document_id", "chunk_index", "content", "metadata", "content_hash", "embedding"),
     "documents": ("document_id", "hash", "chunk_count", "updated_at"),
-    "postings": ("term", "max_impact", "chunk_keys", "tfs", "lengths"),
+    "postings": ("term", "max_impact", "chunk_keys", "tfs", "lengths", "trimmed"),
     "terms": ("term", "df"),
 }
 # The collection's topics: rows of the shared `hybrid_rag.topics` table, keyed by the collection's name.
@@ -57,6 +59,11 @@ def archived_table(collection: Collection, name: str) -> sql.Identifier:
     return collection.table("" if name == "chunks" else name)
 
 
-def archived_columns(name: str) -> sql.Composed:
-    """The columns of the archive's file `name`, in order."""
-    return sql.SQL(", ").join(map(sql.Identifier, TABLES[name]))
+def columns_of(name: str, version: int = VERSION) -> tuple[str, ...]:
+    """The columns of the archive's file `name` in a backup of `version`, in order."""
+    return _VERSION_1.get(name, TABLES[name]) if version == 1 else TABLES[name]
+
+
+def archived_columns(name: str, version: int = VERSION) -> sql.Composed:
+    """`columns_of` as SQL."""
+    return sql.SQL(", ").join(map(sql.Identifier, columns_of(name, version)))

@@ -209,8 +209,7 @@ BEGIN
         CONTINUE WHEN to_regclass(format('hybrid_rag.%I', name || '__tombstones')) IS NULL;
         EXECUTE format($sql$
             WITH gone AS (
-                SELECT t.anchor, t.key FROM hybrid_rag.%1$I t
-                WHERE NOT EXISTS (SELECT FROM hybrid_rag.%3$I c WHERE c.anchor = t.anchor AND c.key = t.key)
+                SELECT anchor, key FROM hybrid_rag.%1$I EXCEPT SELECT anchor, key FROM hybrid_rag.%3$I
             ), posted AS (
                 SELECT DISTINCT p.anchor, p.term, p.chunk_keys[1] AS first
                 FROM hybrid_rag.%2$I p CROSS JOIN unnest(p.chunk_keys) AS k(key)
@@ -224,7 +223,7 @@ BEGIN
             SELECT h.anchor, h.term, max(h.max_impact), array_agg(u.key ORDER BY u.i), array_agg(u.tf ORDER BY u.i),
                    array_agg(u.length ORDER BY u.i), true
             FROM hit h CROSS JOIN unnest(h.chunk_keys, h.tfs, h.lengths) WITH ORDINALITY AS u(key, tf, length, i)
-            WHERE NOT EXISTS (SELECT FROM gone g WHERE g.key = u.key)
+            WHERE NOT EXISTS (SELECT FROM gone g WHERE g.anchor = h.anchor AND g.key = u.key)
             GROUP BY h.anchor, h.term, h.chunk_keys[1]
         $sql$, name || '__tombstones', name || '__postings', name);
         EXECUTE format('DROP TABLE hybrid_rag.%I', name || '__tombstones');

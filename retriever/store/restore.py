@@ -24,10 +24,12 @@ from retriever.store.archive import (
     FORMAT,
     TABLES,
     TOPICS_COLUMNS,
+    VERSION,
     VERSIONS_READ,
     BackupReport,
     archived_columns,
     archived_table,
+    columns_of,
 )
 from retriever.store.citus import ANCHOR_SQL
 from retriever.store.collections import create_collection, ensure_indexes, get_collection
@@ -59,9 +61,9 @@ def _read_manifest(archive: zipfile.ZipFile, source: str) -> dict[str, Any]:
         readable = " and ".join(map(str, VERSIONS_READ))
         raise InputError(f"{source!r} is a version {manifest.get('version')!r} backup; this release reads {readable}")
     tables = manifest.get("tables")
-    for table, columns in TABLES.items():
+    for table in TABLES:
         described = tables.get(table) if isinstance(tables, dict) else None
-        if not isinstance(described, dict) or described.get("columns") != list(columns):
+        if not isinstance(described, dict) or described.get("columns") != list(columns_of(table, manifest["version"])):
             raise InputError(f"{source!r} is damaged: its {table!r} table is missing or has other columns")
         if f"{table}.tsv" not in archive.namelist():
             raise InputError(f"{source!r} is damaged: {table}.tsv is missing")
@@ -118,7 +120,7 @@ def restore_collection(conn: psycopg.Connection, path: str | Path, name: str | N
                 accent_insensitive=recorded["accent_insensitive"],
                 index=recorded["vector_index"],
             )
-            rows = _tables_in(conn, collection, archive, recut=recorded["recut"])
+            rows = _tables_in(conn, collection, archive, version=manifest["version"], recut=recorded["recut"])
             if "topics.tsv" in archive.namelist():
                 rows["topics"] = _topics_in(conn, collection, archive)
             _restore_statistics(conn, collection, recorded)
@@ -136,9 +138,9 @@ def _refuse_existing(conn: psycopg.Connection, name: str) -> None:
 
 
 def _tables_in(
-    conn: psycopg.Connection, collection: Collection, archive: zipfile.ZipFile, *, recut: bool
+    conn: psycopg.Connection, collection: Collection, archive: zipfile.ZipFile, *, version: int, recut: bool
 ) -> dict[str, int]:
-    """Every table's file into the new collection; returns each table's rows.
+    """Every table's file of a backup of `version` into the new collection; returns each table's rows.
 
     A sharded collection's chunks and documents go to their documents' shards. Its posting
     blocks are cut anew from its chunks, as are those of any collection restored from a
@@ -146,7 +148,7 @@ def _tables_in(
     archive's blocks are not read.
     """
     if not (collection.sharded or recut):
-        return {table: _copy_in(conn, collection, table, archive) for table in TABLES}
+        return {table: _copy_in(conn, collection, table, archive, version=version) for table in TABLES}
     anchored = collection.sharded
     rows = {table: _copy_in(conn, collection, table, archive, anchored=anchored) for table in ("chunks", "documents")}
     with conn.cursor() as cur:
@@ -159,14 +161,20 @@ def _tables_in(
 
 
 def _copy_in(
-    conn: psycopg.Connection, collection: Collection, table: str, archive: zipfile.ZipFile, *, anchored: bool = False
+    conn: psycopg.Connection,
+    collection: Collection,
+    table: str,
+    archive: zipfile.ZipFile,
+    *,
+    version: int = VERSION,
+    anchored: bool = False,
 ) -> int:
-    """COPY one table's file into the new collection; returns its rows. `anchored`: through a temporary
-    table, each row given its document's anchor (`retriever.store.citus`)."""
+    """COPY one table's file (of a backup of `version`) into the new collection; returns its rows. `anchored`:
+    through a temporary table, each row given its document's anchor (`retriever.store.citus`)."""
     target = archived_table(collection, table)
     staged = sql.Identifier(f"restored_{table}")
     statement = sql.SQL("COPY {table} ({columns}) FROM STDIN").format(
-        table=staged if anchored else target, columns=archived_columns(table)
+        table=staged if anchored else target, columns=archived_columns(table, version)
     )
     with archive.open(f"{table}.tsv") as member, conn.cursor() as cur:
         if anchored:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import zipfile
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -79,26 +80,44 @@ def test_backup_drop_restore_gives_the_same_results_in_every_mode(engine, filled
     assert all(before[query, mode] for query in QUERIES for mode in MODES)
 
 
-def test_a_version_1_backup_restores_without_its_deleted_chunks_postings(engine, filled, collection_state, tmp_path):
+def _as_version_1(current: Path, older: Path, *, tombstones: bytes = b"", orphan: bytes = b"") -> None:
+    """Rewrite the backup `current` as version 1 wrote it: blocks without `trimmed`, and a tombstones file
+    (`tombstones`: its lines; `orphan`: a block of a deleted chunk that version 1 kept behind its tombstone)."""
+    with zipfile.ZipFile(current) as today, zipfile.ZipFile(older, "w") as archive:
+        manifest = json.loads(today.read("manifest.json"))
+        manifest["version"] = 1
+        manifest["tables"]["postings"]["columns"].remove("trimmed")
+        manifest["tables"]["tombstones"] = {"columns": ["key"], "rows": tombstones.count(b"\n")}
+        for member in today.namelist():
+            data = today.read(member)
+            if member == "postings.tsv":
+                data = b"".join(line.rsplit(b"\t", 1)[0] + b"\n" for line in data.splitlines()) + orphan
+            if member != "manifest.json":
+                archive.writestr(member, data)
+        archive.writestr("tombstones.tsv", tombstones)
+        archive.writestr("manifest.json", json.dumps(manifest))
+
+
+def test_a_version_1_backup_restores_and_one_with_tombstones_without_their_postings(
+    engine, filled, collection_state, names, tmp_path
+):
     state = collection_state(filled)
     engine.backup(filled, tmp_path / "kb.zip")
     engine.drop_collection(filled)
-    with zipfile.ZipFile(tmp_path / "kb.zip") as today, zipfile.ZipFile(tmp_path / "v1.zip", "w") as older:
-        manifest = json.loads(today.read("manifest.json"))
-        manifest["version"] = 1
-        manifest["tables"]["tombstones"] = {"columns": ["key"], "rows": 1}
-        for member in today.namelist():
-            data = today.read(member)
-            if member == "postings.tsv":  # a deleted chunk's posting, which version 1 kept behind its tombstone
-                data += b"espresso\t1\t{999999}\t{1}\t{4}\n"
-            if member != "manifest.json":
-                older.writestr(member, data)
-        older.writestr("tombstones.tsv", b"999999\n")
-        older.writestr("manifest.json", json.dumps(manifest))
+    _as_version_1(tmp_path / "kb.zip", tmp_path / "plain.zip")
+    _as_version_1(
+        tmp_path / "kb.zip",
+        tmp_path / "buried.zip",
+        tombstones=b"999999\n",
+        orphan=b"espresso\t1\t{999999}\t{1}\t{4}\n",
+    )
+    names.append("kb_buried")
 
-    engine.restore(tmp_path / "v1.zip")
+    engine.restore(tmp_path / "plain.zip")  # its blocks as they were
+    engine.restore(tmp_path / "buried.zip", "kb_buried")  # its blocks cut anew, without the tombstoned posting
 
     assert collection_state(filled) == state
+    assert collection_state("kb_buried") == state
 
 
 def test_a_restore_under_a_new_name_sits_beside_the_original(engine, filled, names, tmp_path):

@@ -114,6 +114,11 @@ VIOLATIONS = {
             FROM {chunks} c CROSS JOIN unnest(c.tsv) AS u
         ) derived USING (term, key, tf, length)
         WHERE stored.term IS NULL OR derived.term IS NULL""",
+    "an anchor's term has two partial blocks that no delete trimmed (an append merges them)": """
+        SELECT count(*) FROM (
+            SELECT anchor, term FROM {postings} WHERE cardinality(chunk_keys) < 100 AND NOT trimmed
+            GROUP BY anchor, term HAVING count(*) > 1
+        ) twice""",
     "a posting block is empty or over-full, or its arrays disagree": """
         SELECT count(*) FROM {postings}
         WHERE cardinality(chunk_keys) NOT BETWEEN 1 AND 100

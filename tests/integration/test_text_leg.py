@@ -199,20 +199,23 @@ def _posted_keys(conn, name: str) -> list[int]:
 
 
 def _blocks(conn, name: str, term: str | None = None) -> list[tuple[int, bool]]:
-    """(postings, trimmed) of each block (of `term`), first key first."""
+    """(postings, trimmed) of each block (of `term`), by first key and term."""
     statement = sql.SQL(
         "SELECT cardinality(chunk_keys), trimmed FROM {} "
-        "WHERE term = %(term)s OR %(term)s IS NULL ORDER BY chunk_keys[1]"
+        "WHERE term = %(term)s OR %(term)s IS NULL ORDER BY chunk_keys[1], term"
     )
     return conn.execute(statement.format(sql.Identifier("hybrid_rag", f"{name}__postings")), {"term": term}).fetchall()
+
+
+def _table_oid(conn, name: str) -> int:
+    return conn.execute("SELECT %s::regclass::oid", (f"hybrid_rag.{name}__postings",)).fetchone()[0]
 
 
 def test_deleted_chunks_leave_their_blocks_at_once_and_both_rankings_hold(settings, loaded, collection_state, bounded):
     with open_primary(settings) as conn:
         blocks = len(_blocks(conn, loaded))
     gone = {f"d{i}" for i in range(0, DOCUMENTS, 2)}
-    for document_id in sorted(gone):
-        Engine(settings).delete_document(loaded, document_id)
+    assert Engine(settings).delete_documents(loaded, sorted(gone)) == len(gone)  # in statements of 256 documents
 
     state = collection_state(loaded)
     with open_primary(settings) as conn:
@@ -318,9 +321,13 @@ def test_a_rebuild_that_cannot_swap_gives_way_and_the_live_blocks_stay(
     settings, collection_name, fake_model, collection_state, monkeypatch
 ):
     monkeypatch.setattr(retriever.store.postings, "_SWAP_ATTEMPTS", 2)
-    Engine(settings, model=fake_model).ingest(collection_name, _corpus(400), ChunkingConfig())
+    engine = Engine(settings, model=fake_model)
+    engine.ingest(collection_name, _corpus(400), ChunkingConfig())
+    engine.delete_documents(collection_name, [f"d{i}" for i in range(0, 400, 3)])  # trimmed blocks, to be cut anew
     state = collection_state(collection_name)
     with open_primary(settings) as reader, open_primary(settings) as rebuilder:
+        oid, blocks = _table_oid(reader, collection_name), _blocks(reader, collection_name)
+        assert any(trimmed for _, trimmed in blocks)
         collection = get_collection(reader, collection_name)
         with reader.transaction():  # a long reader of the blocks
             reader.execute(sql.SQL("SELECT count(*) FROM {}").format(collection.table("postings")))
@@ -329,6 +336,7 @@ def test_a_rebuild_that_cannot_swap_gives_way_and_the_live_blocks_stay(
         leftover = reader.execute("SELECT to_regclass(%s)", (f"hybrid_rag.{collection_name}__postings__next",))
 
         assert leftover.fetchone()[0] is None  # the blocks built beside went with their transaction
+        assert _table_oid(reader, collection_name) == oid and _blocks(reader, collection_name) == blocks  # as they were
         assert collection_state(collection_name) == state
         for query in QUERIES[:5]:
             scores = _python_bm25(reader, collection_name, query)
