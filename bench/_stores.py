@@ -31,6 +31,7 @@ from retriever import CollectionNotFound, Engine, Settings
 from retriever.store.batches import BatchWriter
 from retriever.store.collections import create_collection, drop_collection, get_collection
 from retriever.store.records import batches
+from retriever.store.tables import Collection
 from retriever.store.vector_index import VectorIndex
 from retriever.store.writer import PreparedDocument, existing_hashes
 
@@ -61,14 +62,7 @@ def load_ours(settings: Settings, name: str, corpus: Corpus, vectors: np.ndarray
         index = VectorIndex(m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION)  # as PGVectorStore's below
         dimensions = int(vectors.shape[1])
         collection = create_collection(reader, name, embedding_model=model_name, dimensions=dimensions, index=index)
-        with BatchWriter(Engine(settings).connection, collection) as writer:
-            offset = 0
-            for batch in batches(corpus.documents, BATCH_CHUNKS):
-                stored = existing_hashes(reader, collection, [document.document_id for document in batch])
-                count = sum(len(document.chunks) for document in batch)
-                writer.submit(batch, vectors[offset : offset + count], replacing=bool(stored))
-                offset += count
-            phases = writer.finish()
+        phases = _write(settings, reader, collection, corpus.documents, vectors)
     phases["total"] = time.perf_counter() - started
     return phases
 
@@ -77,17 +71,30 @@ def replace_ours(settings: Settings, name: str, documents: list[PreparedDocument
     """Write `documents` (with their chunks' `vectors`) again into our loaded collection as ingest replaces
     changed ones: per batch, one transaction takes their chunks and postings out and writes the new ones;
     then ANALYZE as ingest runs it. Returns seconds."""
-    with Engine(settings).connection() as conn:
-        collection = get_collection(conn, name)
-    started = time.perf_counter()
+    with Engine(settings).connection() as reader:
+        collection = get_collection(reader, name)
+        started = time.perf_counter()
+        _write(settings, reader, collection, documents, vectors)
+    return time.perf_counter() - started
+
+
+def _write(
+    settings: Settings,
+    reader: psycopg.Connection,
+    collection: Collection,
+    documents: list[PreparedDocument],
+    vectors: np.ndarray,
+) -> dict[str, float]:
+    """`documents` through the BatchWriter in ingest's batches, each replacing what is stored of it, as ingest
+    does; returns `BatchWriter.finish`'s seconds per phase."""
     with BatchWriter(Engine(settings).connection, collection) as writer:
         offset = 0
         for batch in batches(documents, BATCH_CHUNKS):
+            stored = existing_hashes(reader, collection, [document.document_id for document in batch])
             count = sum(len(document.chunks) for document in batch)
-            writer.submit(batch, vectors[offset : offset + count])
+            writer.submit(batch, vectors[offset : offset + count], replacing=bool(stored))
             offset += count
-        writer.finish()
-    return time.perf_counter() - started
+        return writer.finish()
 
 
 def drop_ours(settings: Settings, name: str) -> None:
